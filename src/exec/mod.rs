@@ -1,0 +1,12 @@
+//! The micro-batch engine: compiled plans, the loop that runs them, triggers and progress.
+
+pub mod pipeline;
+pub mod progress;
+pub mod query;
+pub mod runtime;
+pub mod stateless;
+pub mod trigger;
+
+pub use pipeline::Pipeline;
+pub use query::{QuerySpec, StreamingQuery};
+pub use trigger::{Trigger, TriggerSpec};

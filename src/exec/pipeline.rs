@@ -1,0 +1,496 @@
+//! A plan compiled for execution: stateless segments run by DataFusion, watermark
+//! observation points, and at most one stateful operator, then stateless operations over
+//! what it emits. Streaming queries feed it one micro-batch at a time; batch DataFrames feed
+//! it everything once and take the complete result.
+
+use std::sync::Arc;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Int64Type, SchemaRef};
+use datafusion::common::DFSchema;
+use datafusion::logical_expr::ExprSchemable;
+use datafusion::prelude::{DataFrame, SessionContext};
+
+use super::stateless::{apply_ops, frame};
+use crate::error::Result;
+use crate::expr::{ExprMetrics, ExprNode, Lowering};
+use crate::plan::{Op, OutputMode};
+use crate::state::accumulator::AggKind;
+use crate::state::aggregate::{AggSlot, AggregateOperator, Grouping, InputLayout, UpdateStats};
+use crate::window::{parse_non_negative_interval, parse_positive_interval, WindowSpec};
+use crate::{analysis, illegal};
+
+/// A `withWatermark` in the plan.
+#[derive(Debug, Clone)]
+pub struct WatermarkDef {
+    /// The event-time column.
+    pub column: String,
+    /// The delay in microseconds.
+    pub delay: i64,
+}
+
+enum Segment {
+    Ops(Vec<Op>),
+    Observe(usize),
+}
+
+struct Stateful {
+    projection: Vec<ExprNode>,
+    operator: AggregateOperator,
+    /// Late rows are kept (complete mode, or no window over a watermarked column).
+    keeps_late: bool,
+}
+
+/// A compiled plan.
+pub struct Pipeline {
+    ctx: SessionContext,
+    metrics: Arc<ExprMetrics>,
+    input_schema: SchemaRef,
+    segments: Vec<Segment>,
+    stateful: Option<Stateful>,
+    post: Vec<Op>,
+    watermarks: Vec<WatermarkDef>,
+    windowed_on_watermark: bool,
+    output_schema: SchemaRef,
+}
+
+/// What one micro-batch did.
+#[derive(Debug, Default, Clone)]
+pub struct BatchStats {
+    /// Event-time statistics per watermark, in this batch.
+    pub event_times: Vec<EventTimeStats>,
+    /// State updates and late drops.
+    pub state: UpdateStats,
+}
+
+impl Pipeline {
+    /// Compiles `ops` over rows of `input_schema`.
+    pub fn new(
+        ctx: &SessionContext,
+        input_schema: SchemaRef,
+        ops: &[Op],
+        mode: OutputMode,
+        metrics: Arc<ExprMetrics>,
+    ) -> Result<Pipeline> {
+        let mut segments = Vec::new();
+        let mut current: Vec<Op> = Vec::new();
+        let mut watermarks: Vec<WatermarkDef> = Vec::new();
+        let mut stateful = None;
+        let mut post = Vec::new();
+        let mut windowed_on_watermark = false;
+        let mut schema_df = frame(ctx, Arc::clone(&input_schema), vec![])?;
+        for op in ops {
+            if stateful.is_some() {
+                post.push(op.clone());
+                continue;
+            }
+            match op {
+                Op::Watermark { column, delay } => {
+                    current.push(op.clone());
+                    schema_df = apply_ops(ctx, schema_df, std::slice::from_ref(op), &metrics)?;
+                    let delay = parse_non_negative_interval(delay)
+                        .map_err(|e| illegal!("withWatermark(\"{column}\", \"{delay}\"): {e}"))?;
+                    segments.push(Segment::Ops(std::mem::take(&mut current)));
+                    // A second withWatermark on the same column replaces the first's delay.
+                    let index = match watermarks.iter().position(|w| &w.column == column) {
+                        Some(index) => {
+                            watermarks[index].delay = delay;
+                            index
+                        }
+                        None => {
+                            watermarks.push(WatermarkDef {
+                                column: column.clone(),
+                                delay,
+                            });
+                            watermarks.len() - 1
+                        }
+                    };
+                    segments.push(Segment::Observe(index));
+                }
+                Op::Aggregate { keys, aggs } => {
+                    segments.push(Segment::Ops(std::mem::take(&mut current)));
+                    let compiled =
+                        compile_aggregate(ctx, &schema_df, keys, aggs, &watermarks, &metrics)?;
+                    windowed_on_watermark = compiled.1;
+                    stateful = Some(Stateful {
+                        projection: compiled.0 .0,
+                        operator: compiled.0 .1,
+                        keeps_late: !compiled.1 || mode == OutputMode::Complete,
+                    });
+                }
+                Op::Dedup(_) => {
+                    return Err(analysis!(
+                        "dropDuplicates() is not supported by this version of ferrostream yet"
+                    ))
+                }
+                Op::Union(_) => {
+                    return Err(analysis!("union() is only supported on batch DataFrames"))
+                }
+                other => {
+                    current.push(other.clone());
+                    schema_df = apply_ops(ctx, schema_df, std::slice::from_ref(other), &metrics)?;
+                }
+            }
+        }
+        segments.push(Segment::Ops(current));
+        let output_schema = match &stateful {
+            Some(stateful) => {
+                let emitted = frame(ctx, stateful.operator.schema(), vec![])?;
+                arrow_schema(&apply_ops(ctx, emitted, &post, &metrics)?)
+            }
+            None => arrow_schema(&schema_df),
+        };
+        Ok(Pipeline {
+            ctx: ctx.clone(),
+            metrics,
+            input_schema,
+            segments,
+            stateful,
+            post,
+            watermarks,
+            windowed_on_watermark,
+            output_schema,
+        })
+    }
+
+    /// The schema of the rows the pipeline emits.
+    pub fn output_schema(&self) -> SchemaRef {
+        Arc::clone(&self.output_schema)
+    }
+
+    /// The watermarks the plan defines.
+    pub fn watermarks(&self) -> &[WatermarkDef] {
+        &self.watermarks
+    }
+
+    /// Whether the aggregation groups by a window over a watermarked column.
+    pub fn windowed_on_watermark(&self) -> bool {
+        self.windowed_on_watermark
+    }
+
+    /// Whether the plan keeps state.
+    pub fn is_stateful(&self) -> bool {
+        self.stateful.is_some()
+    }
+
+    /// Groups and rough bytes held by the stateful operator.
+    pub fn state_size(&self) -> (usize, usize) {
+        self.stateful.as_ref().map_or((0, 0), |s| {
+            (s.operator.num_groups(), s.operator.memory_bytes())
+        })
+    }
+
+    /// The stateful operator's state for the checkpoint.
+    pub fn snapshot_state(&self) -> Result<Option<serde_json::Value>> {
+        self.stateful
+            .as_ref()
+            .map(|s| s.operator.snapshot())
+            .transpose()
+    }
+
+    /// Restores the stateful operator's state from the checkpoint.
+    pub fn restore_state(&mut self, state: serde_json::Value) -> Result<()> {
+        match &mut self.stateful {
+            Some(stateful) => stateful.operator.restore(state),
+            None => Ok(()),
+        }
+    }
+
+    /// Counters the expressions keep.
+    pub fn metrics(&self) -> &Arc<ExprMetrics> {
+        &self.metrics
+    }
+
+    /// Runs one micro-batch's input through the stateless part and into the state.
+    /// Returns the stateless output (for a stateless plan) and the batch's statistics.
+    pub async fn process(
+        &mut self,
+        input: Vec<RecordBatch>,
+        batch_id: u64,
+        late_watermark: Option<i64>,
+    ) -> Result<(Vec<RecordBatch>, BatchStats)> {
+        let mut stats = BatchStats {
+            event_times: vec![EventTimeStats::default(); self.watermarks.len()],
+            ..BatchStats::default()
+        };
+        let mut df = frame(&self.ctx, Arc::clone(&self.input_schema), input)?;
+        for segment in &self.segments {
+            match segment {
+                Segment::Ops(ops) => df = apply_ops(&self.ctx, df, ops, &self.metrics)?,
+                Segment::Observe(index) => {
+                    let schema = arrow_schema(&df);
+                    let batches = df.collect().await?;
+                    let column = &self.watermarks[*index].column;
+                    stats.event_times[*index].add(&batches, &schema, column)?;
+                    df = frame(&self.ctx, schema, batches)?;
+                }
+            }
+        }
+        let Some(stateful) = &mut self.stateful else {
+            return Ok((df.collect().await?, stats));
+        };
+        let schema = df.schema().clone();
+        let state = self.ctx.state();
+        let lowering = Lowering {
+            schema: &schema,
+            state: &state,
+            metrics: &self.metrics,
+        };
+        let projection = stateful
+            .projection
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Ok(lowering.lower(e)?.alias(format!("__agg_input_{i}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let batches = df.select(projection)?.collect().await?;
+        let late = if stateful.keeps_late {
+            None
+        } else {
+            late_watermark
+        };
+        for batch in &batches {
+            let update = stateful
+                .operator
+                .update(batch, batch_id, late, stateful.keeps_late)?;
+            stats.state.rows_updated += update.rows_updated;
+            stats.state.dropped_by_watermark += update.dropped_by_watermark;
+        }
+        Ok((vec![], stats))
+    }
+
+    /// Emits what the stateful operator has for `mode` at `watermark`, through the
+    /// operations after it. A stateless pipeline returns `stateless_output` unchanged.
+    pub async fn emit(
+        &mut self,
+        stateless_output: Vec<RecordBatch>,
+        mode: OutputMode,
+        watermark: Option<i64>,
+    ) -> Result<Vec<RecordBatch>> {
+        let Some(stateful) = &mut self.stateful else {
+            return Ok(stateless_output);
+        };
+        let emitted = stateful.operator.emit(mode, watermark)?;
+        if self.post.is_empty() {
+            return Ok(if emitted.num_rows() == 0 {
+                vec![]
+            } else {
+                vec![emitted]
+            });
+        }
+        let df = frame(&self.ctx, stateful.operator.schema(), vec![emitted])?;
+        Ok(apply_ops(&self.ctx, df, &self.post, &self.metrics)?
+            .collect()
+            .await?)
+    }
+}
+
+fn arrow_schema(df: &DataFrame) -> SchemaRef {
+    Arc::new(df.schema().as_arrow().clone())
+}
+
+/// Minimum, maximum and mean event time of a batch on one watermarked column.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EventTimeStats {
+    /// The earliest event time.
+    pub min: Option<i64>,
+    /// The latest event time.
+    pub max: Option<i64>,
+    /// The sum, for the mean.
+    pub sum: i128,
+    /// Non-null values.
+    pub count: u64,
+}
+
+impl EventTimeStats {
+    fn add(&mut self, batches: &[RecordBatch], schema: &SchemaRef, column: &str) -> Result<()> {
+        let index = schema
+            .index_of(column)
+            .map_err(|_| analysis!("the watermark column `{column}` is missing"))?;
+        for batch in batches {
+            let micros = cast(
+                &cast(batch.column(index), &crate::expr::types::timestamp_type())?,
+                &DataType::Int64,
+            )?;
+            let micros = micros.as_primitive::<Int64Type>();
+            for value in micros.iter().flatten() {
+                self.min = Some(self.min.map_or(value, |m| m.min(value)));
+                self.max = Some(self.max.map_or(value, |m| m.max(value)));
+                self.sum += i128::from(value);
+                self.count += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The mean event time.
+    pub fn avg(&self) -> Option<i64> {
+        (self.count > 0).then(|| (self.sum / i128::from(self.count)) as i64)
+    }
+}
+
+fn is_star(args: &[ExprNode]) -> bool {
+    match args {
+        [ExprNode::Col { name }] => name == "*",
+        [ExprNode::Lit { .. }] => true,
+        _ => false,
+    }
+}
+
+type CompiledAggregate = ((Vec<ExprNode>, AggregateOperator), bool);
+
+/// Resolves `groupBy(keys).agg(aggs)` against the schema of its input.
+fn compile_aggregate(
+    ctx: &SessionContext,
+    input: &DataFrame,
+    keys: &[ExprNode],
+    aggs: &[ExprNode],
+    watermarks: &[WatermarkDef],
+    metrics: &Arc<ExprMetrics>,
+) -> Result<CompiledAggregate> {
+    let schema: &DFSchema = input.schema();
+    let state = ctx.state();
+    let lowering = Lowering {
+        schema,
+        state: &state,
+        metrics,
+    };
+    let type_of =
+        |node: &ExprNode| -> Result<DataType> { Ok(lowering.lower(node)?.get_type(schema)?) };
+    let mut projection: Vec<ExprNode> = Vec::new();
+    let mut grouping = Grouping::Plain;
+    let mut window_name = String::from("window");
+    let mut window_position = 0;
+    let mut time_column: Option<ExprNode> = None;
+    let mut key_fields = Vec::new();
+    let mut plain_keys = Vec::new();
+    for key in keys {
+        match key.unaliased() {
+            ExprNode::Call { name, args, .. } if name == "window" || name == "session_window" => {
+                if time_column.is_some() {
+                    return Err(analysis!(
+                        "groupBy() takes at most one window() or session_window()"
+                    ));
+                }
+                let [time] = args.as_slice() else {
+                    return Err(analysis!("{name}() takes one time column"));
+                };
+                if !matches!(type_of(time)?, DataType::Timestamp(_, _)) {
+                    return Err(analysis!(
+                        "{name}(): the time column `{}` must be a timestamp; convert it first, \
+                         e.g. with timestamp_millis() or to_timestamp()",
+                        time.spark_name()
+                    ));
+                }
+                let option = |k: &str| key.unaliased().option_str(k).map(str::to_string);
+                grouping = if name == "window" {
+                    let duration = option("duration")
+                        .ok_or_else(|| illegal!("window() needs a windowDuration"))?;
+                    let spec = WindowSpec::parse(
+                        &duration,
+                        option("slide").as_deref(),
+                        option("start").as_deref(),
+                    )
+                    .map_err(|e| illegal!("window(): {e}"))?;
+                    Grouping::Time(spec)
+                } else {
+                    let gap = option("gap")
+                        .ok_or_else(|| illegal!("session_window() needs a gapDuration"))?;
+                    Grouping::Session(
+                        parse_positive_interval(&gap)
+                            .map_err(|e| illegal!("session_window(): {e}"))?,
+                    )
+                };
+                window_name = match key {
+                    ExprNode::Alias { name, .. } => name.clone(),
+                    _ => name.clone(),
+                };
+                window_position = key_fields.len();
+                time_column = Some(time.clone());
+            }
+            _ => {
+                key_fields.push(Field::new(key.spark_name(), type_of(key)?, true));
+                plain_keys.push(key.clone());
+            }
+        }
+    }
+    // The event time orders first/last: the window's column, or else the watermark column.
+    let event_time = time_column
+        .clone()
+        .or_else(|| watermarks.last().map(|w| ExprNode::col(&w.column)));
+    let windowed_on_watermark = match &time_column {
+        Some(ExprNode::Col { name }) => watermarks.iter().any(|w| &w.column == name),
+        _ => false,
+    };
+    let event_time_index = event_time.map(|e| {
+        projection.push(e);
+        projection.len() - 1
+    });
+    let mut layout = InputLayout {
+        event_time: event_time_index,
+        keys: vec![],
+    };
+    for key in plain_keys {
+        projection.push(key.unaliased().clone());
+        layout.keys.push(projection.len() - 1);
+    }
+    let mut slots = Vec::new();
+    for agg in aggs {
+        let ExprNode::Agg {
+            name,
+            args,
+            distinct,
+            options,
+        } = agg.unaliased()
+        else {
+            return Err(analysis!(
+                "agg() takes aggregate functions such as first(), max() or count(); `{}` is not one",
+                agg.spark_name()
+            ));
+        };
+        // count(*) and count(1) count rows; count(col) counts non-null values.
+        let counts_rows = name == "count" && is_star(args);
+        let function = if *distinct && name == "count" {
+            "count_distinct"
+        } else {
+            name.as_str()
+        };
+        let arg_nodes: Vec<&ExprNode> = if counts_rows {
+            vec![]
+        } else {
+            args.iter().collect()
+        };
+        let arg_types = arg_nodes
+            .iter()
+            .map(|a| type_of(a))
+            .collect::<Result<Vec<_>>>()?;
+        let ignore_nulls = options
+            .get("ignorenulls")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let (kind, data_type) = AggKind::resolve(function, &arg_types, ignore_nulls, counts_rows)?;
+        let mut indexes = arg_nodes.iter().map(|a| {
+            projection.push((*a).clone());
+            projection.len() - 1
+        });
+        let arg = indexes.next();
+        let second = indexes.next();
+        slots.push(AggSlot {
+            kind,
+            name: agg.spark_name(),
+            data_type,
+            arg,
+            second,
+        });
+    }
+    let operator = AggregateOperator::new(
+        grouping,
+        layout,
+        key_fields,
+        window_position,
+        window_name,
+        slots,
+        windowed_on_watermark,
+    )?;
+    Ok(((projection, operator), windowed_on_watermark))
+}

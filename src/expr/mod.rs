@@ -1,0 +1,35 @@
+//! The bridge from the expression trees Python sends to DataFusion expressions.
+//!
+//! We evaluate nothing ourselves: `lower` turns each node into a DataFusion `Expr`, with
+//! Spark's semantics where the engines differ, and two UDFs (`from_json`, `to_json`) cover
+//! the Spark functions DataFusion lacks.
+
+pub mod from_json;
+pub mod lower;
+pub mod time_format;
+pub mod to_json;
+pub mod tree;
+pub mod types;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use lower::Lowering;
+pub use tree::ExprNode;
+
+/// Counters that expressions update while a query runs; progress reports them.
+#[derive(Debug, Default)]
+pub struct ExprMetrics {
+    malformed_rows: AtomicU64,
+}
+
+impl ExprMetrics {
+    /// Records rows that `from_json` could not parse.
+    pub fn add_malformed(&self, rows: u64) {
+        self.malformed_rows.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    /// Malformed rows seen so far.
+    pub fn malformed_rows(&self) -> u64 {
+        self.malformed_rows.load(Ordering::Relaxed)
+    }
+}

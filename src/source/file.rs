@@ -1,0 +1,282 @@
+//! The file source, as Spark's: `readStream.format("json" | "csv" | "parquet").schema(s).load(dir)`.
+//!
+//! Files that appear in the folder later are picked up, each exactly once, oldest first
+//! (by modification time, then name); `maxFilesPerTrigger` bounds a batch. The offset is
+//! the number of files taken from the ordered list of files seen, which the checkpoint keeps
+//! so a restart takes the same files. A malformed JSON line becomes a row of nulls and is
+//! counted (PERMISSIVE), or stops the query naming the file and line (FAILFAST).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{AsArray, RecordBatch, StringArray};
+use arrow::csv::ReaderBuilder as CsvReaderBuilder;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::{json, Value};
+
+use super::options::Options;
+use super::{Cancel, ReadLimit, Source, SourceOffset};
+use crate::error::{Error, Result};
+use crate::expr::from_json::parse_rows;
+use crate::expr::types::arrow_schema;
+use crate::expr::ExprMetrics;
+use crate::illegal;
+
+/// The file formats the source reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// Newline-delimited JSON.
+    Json,
+    /// CSV.
+    Csv,
+    /// Parquet.
+    Parquet,
+}
+
+/// A file source over one folder.
+pub struct FileSource {
+    dir: PathBuf,
+    format: FileFormat,
+    schema: SchemaRef,
+    max_files_per_trigger: Option<u64>,
+    header: bool,
+    delimiter: u8,
+    fail_fast: bool,
+    metrics: Arc<ExprMetrics>,
+    /// Every file seen, in the order they are taken.
+    files: Vec<PathBuf>,
+    seen: HashSet<PathBuf>,
+}
+
+impl FileSource {
+    /// Opens a file source; streaming file sources need a schema, as in Spark.
+    pub fn new(
+        format: FileFormat,
+        path: Option<&str>,
+        schema: Option<&Value>,
+        map: &BTreeMap<String, String>,
+        metrics: Arc<ExprMetrics>,
+    ) -> Result<Self> {
+        let options = Options::new(map, "file source");
+        let dir = PathBuf::from(path.or(options.get("path")).ok_or_else(|| {
+            illegal!("file source: give the folder to read, e.g. .load(\"/data/ticks\")")
+        })?);
+        let schema = match (schema, format) {
+            (Some(schema), _) => Arc::new(arrow_schema(schema)?),
+            (None, FileFormat::Parquet) => parquet_schema(&dir)?,
+            (None, _) => {
+                return Err(illegal!(
+                    "Schema must be specified when creating a streaming source DataFrame from \
+                     {format:?} files: use .schema(\"symbol STRING, price DOUBLE, ...\")"
+                ))
+            }
+        };
+        let delimiter = options
+            .get("sep")
+            .or(options.get("delimiter"))
+            .unwrap_or(",");
+        let mode = options
+            .get("mode")
+            .unwrap_or("PERMISSIVE")
+            .to_ascii_uppercase();
+        if mode != "PERMISSIVE" && mode != "FAILFAST" {
+            return Err(illegal!(
+                "file source: option 'mode' must be PERMISSIVE or FAILFAST, got '{mode}'"
+            ));
+        }
+        Ok(FileSource {
+            dir,
+            format,
+            schema,
+            max_files_per_trigger: options.positive("maxFilesPerTrigger")?,
+            header: options.bool("header", false)?,
+            delimiter: *delimiter.as_bytes().first().unwrap_or(&b','),
+            fail_fast: mode == "FAILFAST",
+            metrics,
+            files: Vec::new(),
+            seen: HashSet::new(),
+        })
+    }
+
+    /// Lists files not seen before, oldest first, and appends them to the ordered list.
+    fn discover(&mut self) -> Result<()> {
+        let mut fresh = Vec::new();
+        list_files(&self.dir, &mut fresh)?;
+        let mut fresh: Vec<(std::time::SystemTime, PathBuf)> = fresh
+            .into_iter()
+            .filter(|(_, path)| !self.seen.contains(path))
+            .collect();
+        fresh.sort();
+        for (_, path) in fresh {
+            self.seen.insert(path.clone());
+            self.files.push(path);
+        }
+        Ok(())
+    }
+
+    /// The ordered file list, for the checkpoint.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    fn read_file(&self, path: &Path) -> Result<Vec<RecordBatch>> {
+        let open = || File::open(path).map_err(|e| Error::io("cannot open", path, e));
+        match self.format {
+            FileFormat::Json => {
+                let lines: Vec<String> = BufReader::new(open()?)
+                    .lines()
+                    .collect::<std::io::Result<_>>()
+                    .map_err(|e| Error::io("cannot read", path, e))?;
+                let text: StringArray = lines
+                    .iter()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| Some(l.as_str()))
+                    .collect();
+                let parsed = parse_rows(self.schema.fields(), &text, self.fail_fast, &self.metrics)
+                    .map_err(|e| Error::Source(format!("{}: {e}", path.display())))?;
+                let parsed = parsed.as_struct();
+                Ok(vec![RecordBatch::try_new(
+                    self.schema.clone(),
+                    parsed.columns().to_vec(),
+                )?])
+            }
+            FileFormat::Csv => {
+                let reader = CsvReaderBuilder::new(self.schema.clone())
+                    .with_header(self.header)
+                    .with_delimiter(self.delimiter)
+                    .build(open()?)?;
+                reader
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Error::Source(format!("{}: {e}", path.display())))
+            }
+            FileFormat::Parquet => {
+                let reader = ParquetRecordBatchReaderBuilder::try_new(open()?)?.build()?;
+                let batches = reader
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Error::Source(format!("{}: {e}", path.display())))?;
+                batches.iter().map(|b| conform(b, &self.schema)).collect()
+            }
+        }
+    }
+}
+
+/// Casts a batch to the source schema by column name (Parquet files may differ slightly).
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) => Ok(arrow::compute::cast(column, field.data_type())?),
+            None => Ok(arrow::array::new_null_array(
+                field.data_type(),
+                batch.num_rows(),
+            )),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+fn parquet_schema(dir: &Path) -> Result<SchemaRef> {
+    let mut files = Vec::new();
+    list_files(dir, &mut files)?;
+    let (_, first) = files.into_iter().min().ok_or_else(|| {
+        illegal!(
+            "Unable to infer the schema of Parquet files in {}: it has none yet; give .schema(...)",
+            dir.display()
+        )
+    })?;
+    let file = File::open(&first).map_err(|e| Error::io("cannot open", &first, e))?;
+    Ok(ParquetRecordBatchReaderBuilder::try_new(file)?
+        .schema()
+        .clone())
+}
+
+/// Lists data files under `dir`, skipping hidden and temporary files as Spark does.
+fn list_files(dir: &Path, out: &mut Vec<(std::time::SystemTime, PathBuf)>) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("cannot list", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') || name.starts_with('_') || name.ends_with(".tmp") {
+            continue;
+        }
+        let path = entry.path();
+        let meta = entry
+            .metadata()
+            .map_err(|e| Error::io("cannot stat", &path, e))?;
+        if meta.is_dir() {
+            list_files(&path, out)?;
+        } else {
+            let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+            out.push((modified, path));
+        }
+    }
+    Ok(())
+}
+
+fn count(offset: &SourceOffset) -> usize {
+    offset.get("logOffset").and_then(Value::as_u64).unwrap_or(0) as usize
+}
+
+impl Source for FileSource {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn initial_offset(&mut self) -> Result<SourceOffset> {
+        Ok(json!({"logOffset": 0}))
+    }
+
+    fn latest_offset(&mut self, start: &SourceOffset, limit: ReadLimit) -> Result<SourceOffset> {
+        self.discover()?;
+        let from = count(start);
+        let available = self.files.len().saturating_sub(from);
+        let take = match (limit, self.max_files_per_trigger) {
+            (ReadLimit::Configured, Some(max)) => available.min(max as usize),
+            _ => available,
+        };
+        Ok(json!({"logOffset": from + take}))
+    }
+
+    fn get_batch(
+        &mut self,
+        start: &SourceOffset,
+        end: &SourceOffset,
+        cancel: &Cancel,
+    ) -> Result<Vec<RecordBatch>> {
+        if count(end) > self.files.len() {
+            self.discover()?;
+        }
+        let mut batches = Vec::new();
+        let end = count(end).min(self.files.len());
+        for path in self.files.get(count(start)..end).unwrap_or_default() {
+            if cancel.is_cancelled() {
+                return Err(Error::Stopped);
+            }
+            batches.extend(self.read_file(path)?);
+        }
+        Ok(batches)
+    }
+
+    fn description(&self) -> String {
+        format!("FileStreamSource[{}]", self.dir.display())
+    }
+}
+
+/// Parses a format name.
+pub fn file_format(name: &str) -> Option<FileFormat> {
+    match name {
+        "json" => Some(FileFormat::Json),
+        "csv" => Some(FileFormat::Csv),
+        "parquet" => Some(FileFormat::Parquet),
+        _ => None,
+    }
+}

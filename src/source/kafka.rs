@@ -1,0 +1,763 @@
+//! The Kafka source, with Spark's schema (`key`, `value`, `topic`, `partition`, `offset`,
+//! `timestamp`, `timestampType`) and options (`subscribe`, `subscribePattern`, `assign`,
+//! `startingOffsets`, `endingOffsets`, `maxOffsetsPerTrigger`, `failOnDataLoss`, `kafka.*`).
+//!
+//! Offsets live in the query's checkpoint, never in a consumer group: each batch is the
+//! exact range `{"topic": {"partition": next_offset}}` to `{...}`, read with `assign`, so a
+//! rerun reads the same messages. Messages fetched past a batch's end are kept for the next
+//! batch instead of being fetched twice.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message, Timestamp};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{json, Map, Value};
+
+use super::options::{redact, Options};
+use super::{Cancel, ReadLimit, Source, SourceOffset};
+use crate::error::{Error, Result};
+use crate::expr::types::timestamp_type;
+use crate::illegal;
+
+/// A topic and partition.
+type TopicPartition = (String, i32);
+
+/// Which partitions the source reads.
+#[derive(Debug, Clone)]
+enum Subscription {
+    Topics(Vec<String>),
+    Pattern(regex::Regex),
+    Assign(BTreeMap<String, Vec<i32>>),
+}
+
+/// Where a partition starts.
+#[derive(Debug, Clone)]
+enum Bound {
+    Earliest,
+    Latest,
+    Specific(BTreeMap<TopicPartition, i64>),
+}
+
+/// One message kept past a batch's end.
+struct Buffered {
+    offset: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    timestamp: (i64, i32),
+}
+
+/// Spark's Kafka source schema.
+pub fn kafka_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("key", DataType::Binary, true),
+        Field::new("value", DataType::Binary, true),
+        Field::new("topic", DataType::Utf8, true),
+        Field::new("partition", DataType::Int32, true),
+        Field::new("offset", DataType::Int64, true),
+        Field::new("timestamp", timestamp_type(), true),
+        Field::new("timestampType", DataType::Int32, true),
+    ]))
+}
+
+/// A Kafka source.
+pub struct KafkaSource {
+    consumer: BaseConsumer,
+    subscription: Subscription,
+    starting: Bound,
+    ending: Bound,
+    max_offsets_per_trigger: Option<u64>,
+    fail_on_data_loss: bool,
+    timeout: Duration,
+    bootstrap: String,
+    client_options: Vec<(String, String)>,
+    /// Next offset the consumer will deliver, per assigned partition.
+    positions: HashMap<TopicPartition, i64>,
+    buffered: HashMap<TopicPartition, VecDeque<Buffered>>,
+}
+
+/// Java-client options Spark users pass that have no librdkafka twin, with what to do.
+fn translate_client_option(name: &str, value: &str) -> Result<Vec<(String, String)>> {
+    let lower = name.to_ascii_lowercase();
+    match lower.as_str() {
+        "key.deserializer"
+        | "value.deserializer"
+        | "auto.offset.reset"
+        | "enable.auto.commit"
+        | "interceptor.classes" => Err(illegal!(
+            "Kafka option 'kafka.{name}' is not supported, as in Spark: the source manages it \
+             (use the source options 'startingOffsets' / 'endingOffsets' for positions)"
+        )),
+        "sasl.jaas.config" => {
+            let field = |key: &str| {
+                value
+                    .split_whitespace()
+                    .find_map(|part| part.strip_prefix(&format!("{key}=")))
+                    .map(|v| v.trim_end_matches(';').trim_matches('"').to_string())
+            };
+            match (field("username"), field("password")) {
+                (Some(user), Some(password)) => Ok(vec![
+                    ("sasl.username".into(), user),
+                    ("sasl.password".into(), password),
+                ]),
+                _ => Err(illegal!(
+                    "Kafka option 'kafka.sasl.jaas.config' must hold username=\"...\" and \
+                     password=\"...\" (PlainLoginModule or ScramLoginModule)"
+                )),
+            }
+        }
+        "ssl.truststore.location" | "ssl.keystore.location" => Err(illegal!(
+            "Kafka option 'kafka.{name}' names a Java keystore, which librdkafka cannot read; \
+             use 'kafka.ssl.ca.location' / 'kafka.ssl.certificate.location' with PEM files"
+        )),
+        _ => Ok(vec![(name.to_string(), value.to_string())]),
+    }
+}
+
+/// librdkafka's configuration, the options it came from (to redact secrets) and the brokers.
+pub type ClientSettings = (ClientConfig, Vec<(String, String)>, String);
+
+/// Builds librdkafka's configuration from `kafka.*` options.
+pub fn client_config(options: &Options) -> Result<ClientSettings> {
+    let bootstrap = options
+        .required(
+            "kafka.bootstrap.servers",
+            "e.g. .option(\"kafka.bootstrap.servers\", \"localhost:9092\")",
+        )?
+        .to_string();
+    let mut config = ClientConfig::new();
+    let mut pairs = Vec::new();
+    for (name, value) in options.with_prefix("kafka.") {
+        for (name, value) in translate_client_option(&name, &value)? {
+            config.set(&name, &value);
+            pairs.push((name, value));
+        }
+    }
+    Ok((config, pairs, bootstrap))
+}
+
+impl KafkaSource {
+    /// Opens a source from Spark's options; `streaming` picks the defaults of readStream.
+    pub fn new(map: &BTreeMap<String, String>, streaming: bool) -> Result<Self> {
+        let options = Options::new(map, "kafka source");
+        let given: Vec<&str> = ["subscribe", "subscribePattern", "assign"]
+            .into_iter()
+            .filter(|name| options.get(name).is_some())
+            .collect();
+        let subscription =
+            match given.as_slice() {
+                ["subscribe"] => Subscription::Topics(
+                    options
+                        .get("subscribe")
+                        .unwrap_or_default()
+                        .split(',')
+                        .map(|t| t.trim().to_string())
+                        .filter(|t| !t.is_empty())
+                        .collect(),
+                ),
+                ["subscribePattern"] => {
+                    let pattern = options.get("subscribePattern").unwrap_or_default();
+                    Subscription::Pattern(regex::Regex::new(&format!("^(?:{pattern})$")).map_err(
+                        |e| {
+                            illegal!(
+                                "kafka source: option 'subscribePattern' is not a valid regex: {e}"
+                            )
+                        },
+                    )?)
+                }
+                ["assign"] => {
+                    Subscription::Assign(parse_assign(options.get("assign").unwrap_or_default())?)
+                }
+                _ => {
+                    return Err(illegal!(
+                    "kafka source: exactly one of the options 'subscribe', 'subscribePattern' or \
+                     'assign' must be specified, got {}",
+                    if given.is_empty() { "none".to_string() } else { given.join(", ") }
+                ))
+                }
+            };
+        if matches!(&subscription, Subscription::Topics(t) if t.is_empty()) {
+            return Err(illegal!("kafka source: option 'subscribe' names no topic"));
+        }
+        let starting = parse_bound(
+            options.get("startingOffsets"),
+            if streaming {
+                Bound::Latest
+            } else {
+                Bound::Earliest
+            },
+            "startingOffsets",
+        )?;
+        let ending = parse_bound(options.get("endingOffsets"), Bound::Latest, "endingOffsets")?;
+        if streaming && options.get("endingOffsets").is_some() {
+            return Err(illegal!(
+                "kafka source: option 'endingOffsets' is for batch queries (spark.read) only"
+            ));
+        }
+        if !streaming && matches!(starting, Bound::Latest) {
+            return Err(illegal!(
+                "kafka source: startingOffsets='latest' is not allowed for batch queries"
+            ));
+        }
+        let timeout_ms = options
+            .positive("kafkaConsumer.pollTimeoutMs")?
+            .unwrap_or(30_000);
+        let (mut config, client_options, bootstrap) = client_config(&options)?;
+        if options.get("kafka.group.id").is_none() {
+            let prefix = options.get("groupIdPrefix").unwrap_or("spark-kafka-source");
+            config.set("group.id", format!("{prefix}-{}", uuid::Uuid::new_v4()));
+        }
+        config
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "error");
+        let consumer: BaseConsumer = config.create().map_err(|e| {
+            illegal!(
+                "kafka source: invalid Kafka client option: {}",
+                redact(&e.to_string(), &client_options)
+            )
+        })?;
+        Ok(KafkaSource {
+            consumer,
+            subscription,
+            starting,
+            ending,
+            max_offsets_per_trigger: options.positive("maxOffsetsPerTrigger")?,
+            fail_on_data_loss: options.bool("failOnDataLoss", true)?,
+            timeout: Duration::from_millis(timeout_ms),
+            bootstrap,
+            client_options,
+            positions: HashMap::new(),
+            buffered: HashMap::new(),
+        })
+    }
+
+    fn source_error(&self, what: &str, error: KafkaError) -> Error {
+        Error::Source(format!(
+            "kafka source: {what} from the brokers at {} failed within {} ms: {}",
+            self.bootstrap,
+            self.timeout.as_millis(),
+            redact(&error.to_string(), &self.client_options)
+        ))
+    }
+
+    /// The partitions the subscription covers now.
+    fn partitions(&self) -> Result<Vec<TopicPartition>> {
+        let topics: Vec<String> = match &self.subscription {
+            Subscription::Assign(map) => {
+                return Ok(map
+                    .iter()
+                    .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
+                    .collect())
+            }
+            Subscription::Topics(topics) => topics.clone(),
+            Subscription::Pattern(_) => vec![],
+        };
+        let metadata = if topics.len() == 1 {
+            self.consumer.fetch_metadata(Some(&topics[0]), self.timeout)
+        } else {
+            self.consumer.fetch_metadata(None, self.timeout)
+        }
+        .map_err(|e| self.source_error("fetching metadata", e))?;
+        let mut result = Vec::new();
+        for topic in metadata.topics() {
+            let wanted = match &self.subscription {
+                Subscription::Topics(topics) => topics.iter().any(|t| t == topic.name()),
+                Subscription::Pattern(pattern) => {
+                    pattern.is_match(topic.name()) && !topic.name().starts_with("__")
+                }
+                Subscription::Assign(_) => false,
+            };
+            if wanted && topic.error().is_none() {
+                result.extend(
+                    topic
+                        .partitions()
+                        .iter()
+                        .map(|p| (topic.name().to_string(), p.id())),
+                );
+            }
+        }
+        result.sort();
+        Ok(result)
+    }
+
+    fn watermarks(&self, partition: &TopicPartition) -> Result<(i64, i64)> {
+        self.consumer
+            .fetch_watermarks(&partition.0, partition.1, self.timeout)
+            .map_err(|e| {
+                self.source_error(
+                    &format!("reading offsets of {}-{}", partition.0, partition.1),
+                    e,
+                )
+            })
+    }
+
+    fn resolve(&self, bound: &Bound, name: &str) -> Result<BTreeMap<TopicPartition, i64>> {
+        let mut offsets = BTreeMap::new();
+        for partition in self.partitions()? {
+            let (low, high) = self.watermarks(&partition)?;
+            let offset = match bound {
+                Bound::Earliest => low,
+                Bound::Latest => high,
+                Bound::Specific(map) => match map.get(&partition) {
+                    Some(-2) => low,
+                    Some(-1) => high,
+                    Some(&offset) => offset,
+                    None => {
+                        return Err(illegal!(
+                            "kafka source: option '{name}' gives no offset for partition {}-{}; \
+                             list every partition of the subscribed topics (-2 = earliest, -1 = latest)",
+                            partition.0,
+                            partition.1
+                        ))
+                    }
+                },
+            };
+            offsets.insert(partition, offset);
+        }
+        Ok(offsets)
+    }
+
+    /// Reassigns the consumer unless it is already positioned at every start.
+    fn position_at(&mut self, starts: &BTreeMap<TopicPartition, i64>) -> Result<()> {
+        let ready = starts.len() == self.positions.len()
+            && starts.iter().all(|(tp, start)| {
+                let next_buffered = self
+                    .buffered
+                    .get(tp)
+                    .and_then(|b| b.front())
+                    .map(|m| m.offset);
+                next_buffered.or_else(|| self.positions.get(tp).copied()) == Some(*start)
+            });
+        if ready {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), start) in starts {
+            list.add_partition_offset(topic, *partition, Offset::Offset(*start))
+                .map_err(|e| self.source_error("assigning partitions", e))?;
+        }
+        self.consumer
+            .assign(&list)
+            .map_err(|e| self.source_error("assigning partitions", e))?;
+        self.positions = starts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        self.buffered.clear();
+        Ok(())
+    }
+}
+
+/// Parses `{"topic": [0, 1]}`.
+fn parse_assign(text: &str) -> Result<BTreeMap<String, Vec<i32>>> {
+    serde_json::from_str(text).map_err(|e| {
+        illegal!("kafka source: option 'assign' must be JSON like {{\"topicA\":[0,1]}}: {e}")
+    })
+}
+
+fn parse_bound(text: Option<&str>, default: Bound, name: &str) -> Result<Bound> {
+    let Some(text) = text else { return Ok(default) };
+    match text.trim().to_ascii_lowercase().as_str() {
+        "earliest" => Ok(Bound::Earliest),
+        "latest" => Ok(Bound::Latest),
+        _ => Ok(Bound::Specific(offsets_from_json(
+            &serde_json::from_str(text).map_err(|e| {
+                illegal!(
+                    "kafka source: option '{name}' must be 'earliest', 'latest' or JSON like \
+                     {{\"topicA\":{{\"0\":23,\"1\":-2}}}}: {e}"
+                )
+            })?,
+        )?)),
+    }
+}
+
+/// Reads Spark's offset JSON `{"topic": {"0": 12}}`.
+fn offsets_from_json(value: &Value) -> Result<BTreeMap<TopicPartition, i64>> {
+    let mut offsets = BTreeMap::new();
+    let topics = value
+        .as_object()
+        .ok_or_else(|| illegal!("Kafka offsets must be a JSON object, got {value}"))?;
+    for (topic, partitions) in topics {
+        let partitions = partitions
+            .as_object()
+            .ok_or_else(|| illegal!("Kafka offsets of topic '{topic}' must be an object"))?;
+        for (partition, offset) in partitions {
+            let partition: i32 = partition.parse().map_err(|_| {
+                illegal!("Kafka partition '{partition}' of '{topic}' is not a number")
+            })?;
+            let offset = offset
+                .as_i64()
+                .ok_or_else(|| illegal!("Kafka offset of {topic}-{partition} is not a number"))?;
+            offsets.insert((topic.clone(), partition), offset);
+        }
+    }
+    Ok(offsets)
+}
+
+fn offsets_to_json(offsets: &BTreeMap<TopicPartition, i64>) -> Value {
+    let mut topics: Map<String, Value> = Map::new();
+    for ((topic, partition), offset) in offsets {
+        let entry = topics.entry(topic.clone()).or_insert_with(|| json!({}));
+        if let Value::Object(map) = entry {
+            map.insert(partition.to_string(), json!(offset));
+        }
+    }
+    Value::Object(topics)
+}
+
+/// Column builders for one batch.
+struct Columns {
+    key: BinaryBuilder,
+    value: BinaryBuilder,
+    topic: StringBuilder,
+    partition: Int32Builder,
+    offset: Int64Builder,
+    timestamp: TimestampMicrosecondBuilder,
+    timestamp_type: Int32Builder,
+}
+
+impl Columns {
+    fn new() -> Self {
+        Columns {
+            key: BinaryBuilder::new(),
+            value: BinaryBuilder::new(),
+            topic: StringBuilder::new(),
+            partition: Int32Builder::new(),
+            offset: Int64Builder::new(),
+            timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            timestamp_type: Int32Builder::new(),
+        }
+    }
+
+    fn push(&mut self, topic: &str, partition: i32, message: &Buffered) {
+        self.key.append_option(message.key.as_deref());
+        self.value.append_option(message.value.as_deref());
+        self.push_meta(topic, partition, message.offset, message.timestamp);
+    }
+
+    fn push_meta(&mut self, topic: &str, partition: i32, offset: i64, timestamp: (i64, i32)) {
+        self.topic.append_value(topic);
+        self.partition.append_value(partition);
+        self.offset.append_value(offset);
+        self.timestamp.append_value(timestamp.0);
+        self.timestamp_type.append_value(timestamp.1);
+    }
+
+    fn finish(mut self) -> Result<RecordBatch> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.key.finish()),
+            Arc::new(self.value.finish()),
+            Arc::new(self.topic.finish()),
+            Arc::new(self.partition.finish()),
+            Arc::new(self.offset.finish()),
+            Arc::new(self.timestamp.finish()),
+            Arc::new(self.timestamp_type.finish()),
+        ];
+        Ok(RecordBatch::try_new(kafka_schema(), columns)?)
+    }
+}
+
+fn timestamp_of(timestamp: Timestamp) -> (i64, i32) {
+    match timestamp {
+        Timestamp::CreateTime(ms) => (ms * 1000, 0),
+        Timestamp::LogAppendTime(ms) => (ms * 1000, 1),
+        Timestamp::NotAvailable => (0, 0),
+    }
+}
+
+impl Source for KafkaSource {
+    fn schema(&self) -> SchemaRef {
+        kafka_schema()
+    }
+
+    fn initial_offset(&mut self) -> Result<SourceOffset> {
+        let starting = self.starting.clone();
+        Ok(offsets_to_json(
+            &self.resolve(&starting, "startingOffsets")?,
+        ))
+    }
+
+    fn latest_offset(&mut self, start: &SourceOffset, limit: ReadLimit) -> Result<SourceOffset> {
+        let start = offsets_from_json(start)?;
+        let mut end = BTreeMap::new();
+        let mut lags = Vec::new();
+        for partition in self.partitions()? {
+            let (low, high) = self.watermarks(&partition)?;
+            // A partition added later starts at its beginning, as in Spark.
+            let from = start.get(&partition).copied().unwrap_or(low);
+            if from < low {
+                if self.fail_on_data_loss {
+                    return Err(Error::Source(format!(
+                        "kafka source: offsets {from}..{low} of {}-{} were removed (retention) \
+                         before they were read; some data may have been lost. Set \
+                         failOnDataLoss=false to skip them with a warning.",
+                        partition.0, partition.1
+                    )));
+                }
+                log::warn!(
+                    "kafka source: skipping removed offsets {from}..{low} of {}-{}",
+                    partition.0,
+                    partition.1
+                );
+            }
+            let from = from.max(low);
+            lags.push((partition.clone(), from, (high - from).max(0)));
+            end.insert(partition, high.max(from));
+        }
+        if let (ReadLimit::Configured, Some(limit)) = (limit, self.max_offsets_per_trigger) {
+            let total: i64 = lags.iter().map(|l| l.2).sum();
+            if total as u64 > limit {
+                // Share the limit in proportion to each partition's lag, as Spark does.
+                let mut granted = 0i64;
+                for (partition, from, lag) in &lags {
+                    let share = ((*lag as f64) * (limit as f64) / (total as f64)).floor() as i64;
+                    end.insert(partition.clone(), from + share);
+                    granted += share;
+                }
+                if granted == 0 {
+                    if let Some((partition, from, _)) = lags.iter().find(|l| l.2 > 0) {
+                        end.insert(partition.clone(), from + 1);
+                    }
+                }
+            }
+        }
+        Ok(offsets_to_json(&end))
+    }
+
+    fn get_batch(
+        &mut self,
+        start: &SourceOffset,
+        end: &SourceOffset,
+        cancel: &Cancel,
+    ) -> Result<Vec<RecordBatch>> {
+        let start = offsets_from_json(start)?;
+        let end = offsets_from_json(end)?;
+        let mut starts = BTreeMap::new();
+        for (partition, &until) in &end {
+            let (low, _) = if start.contains_key(partition) {
+                (0, 0)
+            } else {
+                self.watermarks(partition)?
+            };
+            let from = start.get(partition).copied().unwrap_or(low);
+            if from < until {
+                starts.insert(partition.clone(), from);
+            }
+        }
+        if starts.is_empty() {
+            return Ok(vec![]);
+        }
+        self.position_at(&starts)?;
+        let mut columns = Columns::new();
+        let mut pending: HashMap<TopicPartition, i64> = HashMap::new();
+        for (partition, from) in &starts {
+            let until = end[partition];
+            let mut next = *from;
+            if let Some(buffer) = self.buffered.get_mut(partition) {
+                while let Some(message) = buffer.front() {
+                    if message.offset >= until {
+                        break;
+                    }
+                    if message.offset >= next {
+                        columns.push(&partition.0, partition.1, message);
+                        next = message.offset + 1;
+                    }
+                    buffer.pop_front();
+                }
+            }
+            if next < until {
+                pending.insert(partition.clone(), until);
+            }
+        }
+        let mut last_progress = Instant::now();
+        while !pending.is_empty() {
+            if cancel.is_cancelled() {
+                return Err(Error::Stopped);
+            }
+            match self.consumer.poll(Duration::from_millis(100)) {
+                None => {
+                    if last_progress.elapsed() > self.timeout * 4 {
+                        log::warn!(
+                            "kafka source: no data from {} for {:?} while {} partition(s) are \
+                             behind; still waiting",
+                            self.bootstrap,
+                            last_progress.elapsed(),
+                            pending.len()
+                        );
+                        last_progress = Instant::now();
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    // Caught up with the log: offsets still missing below a batch's end were
+                    // compacted away or were transaction markers.
+                    if let Ok(positions) = self.consumer.position() {
+                        pending.retain(|(topic, partition), until| {
+                            !matches!(
+                                positions.find_partition(topic, *partition).map(|e| e.offset()),
+                                Some(Offset::Offset(at)) if at >= *until
+                            )
+                        });
+                    }
+                }
+                Some(Err(error)) => {
+                    log::warn!(
+                        "kafka source: {}",
+                        redact(&error.to_string(), &self.client_options)
+                    );
+                }
+                Some(Ok(message)) => {
+                    last_progress = Instant::now();
+                    let partition = (message.topic().to_string(), message.partition());
+                    let offset = message.offset();
+                    self.positions.insert(partition.clone(), offset + 1);
+                    let Some(&until) = pending.get(&partition) else {
+                        // Past this batch's end (or a partition not in it): keep for later.
+                        self.buffered
+                            .entry(partition)
+                            .or_default()
+                            .push_back(Buffered {
+                                offset,
+                                key: message.key().map(<[u8]>::to_vec),
+                                value: message.payload().map(<[u8]>::to_vec),
+                                timestamp: timestamp_of(message.timestamp()),
+                            });
+                        continue;
+                    };
+                    if offset >= until {
+                        self.buffered
+                            .entry(partition.clone())
+                            .or_default()
+                            .push_back(Buffered {
+                                offset,
+                                key: message.key().map(<[u8]>::to_vec),
+                                value: message.payload().map(<[u8]>::to_vec),
+                                timestamp: timestamp_of(message.timestamp()),
+                            });
+                        pending.remove(&partition);
+                        continue;
+                    }
+                    columns.key.append_option(message.key());
+                    columns.value.append_option(message.payload());
+                    columns.push_meta(
+                        &partition.0,
+                        partition.1,
+                        offset,
+                        timestamp_of(message.timestamp()),
+                    );
+                    if offset + 1 >= until {
+                        pending.remove(&partition);
+                    }
+                }
+            }
+        }
+        Ok(vec![columns.finish()?])
+    }
+
+    fn commit(&mut self, end: &SourceOffset) -> Result<()> {
+        // For lag monitoring only: the checkpoint is the source of truth.
+        let offsets = offsets_from_json(end)?;
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in &offsets {
+            if list
+                .add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .is_err()
+            {
+                return Ok(());
+            }
+        }
+        let _ = self
+            .consumer
+            .commit(&list, rdkafka::consumer::CommitMode::Async);
+        Ok(())
+    }
+
+    fn description(&self) -> String {
+        match &self.subscription {
+            Subscription::Topics(topics) => format!("KafkaV2[Subscribe[{}]]", topics.join(",")),
+            Subscription::Pattern(pattern) => {
+                format!("KafkaV2[SubscribePattern[{}]]", pattern.as_str())
+            }
+            Subscription::Assign(map) => format!("KafkaV2[Assign[{}]]", offsets_summary(map)),
+        }
+    }
+
+    fn rows_between(&self, start: &SourceOffset, end: &SourceOffset) -> Option<u64> {
+        let (start, end) = (offsets_from_json(start).ok()?, offsets_from_json(end).ok()?);
+        Some(
+            end.iter()
+                .map(|(p, e)| (e - start.get(p).copied().unwrap_or(*e)).max(0) as u64)
+                .sum(),
+        )
+    }
+}
+
+impl KafkaSource {
+    /// The end offsets of a batch read (`spark.read.format("kafka")`).
+    pub fn ending_offset(&mut self) -> Result<SourceOffset> {
+        let ending = self.ending.clone();
+        Ok(offsets_to_json(&self.resolve(&ending, "endingOffsets")?))
+    }
+}
+
+fn offsets_summary(map: &BTreeMap<String, Vec<i32>>) -> String {
+    map.iter()
+        .flat_map(|(t, ps)| ps.iter().map(move |p| format!("{t}-{p}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn exactly_one_subscription_option_is_required() {
+        let error = KafkaSource::new(
+            &options(&[("kafka.bootstrap.servers", "127.0.0.1:1")]),
+            true,
+        )
+        .err()
+        .expect("no subscription");
+        assert!(error
+            .to_string()
+            .contains("'subscribe', 'subscribePattern' or 'assign'"));
+    }
+
+    #[test]
+    fn bootstrap_servers_are_required() {
+        let error = KafkaSource::new(&options(&[("subscribe", "t")]), true)
+            .err()
+            .expect("no brokers");
+        assert!(error.to_string().contains("kafka.bootstrap.servers"));
+    }
+
+    #[test]
+    fn offsets_round_trip_in_spark_form() {
+        let value = json!({"ticks": {"0": 12, "1": 7}});
+        let offsets = offsets_from_json(&value).expect("valid");
+        assert_eq!(offsets[&("ticks".to_string(), 1)], 7);
+        assert_eq!(offsets_to_json(&offsets), value);
+    }
+
+    #[test]
+    fn java_only_options_are_refused_or_translated() {
+        assert!(translate_client_option("auto.offset.reset", "earliest").is_err());
+        let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p";"#;
+        let pairs = translate_client_option("sasl.jaas.config", jaas).expect("translatable");
+        assert_eq!(pairs[1], ("sasl.password".to_string(), "p".to_string()));
+    }
+}

@@ -1,0 +1,84 @@
+//! Sources: where a query's rows come from, and the offsets that say how far it has read.
+//!
+//! As in Spark's `Source` API, a micro-batch is an offset range: the loop asks a source for
+//! its latest offset (bounded by `maxOffsetsPerTrigger`-style limits), writes the range to
+//! the checkpoint, then asks for exactly that range. Reading the same range again gives the
+//! same rows, which is what makes a rerun after a crash produce the same result. Offsets are
+//! JSON, as in Spark's offset log.
+
+pub mod file;
+pub mod kafka;
+pub mod memory;
+pub mod options;
+pub mod rate;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use serde_json::Value;
+
+use crate::error::Result;
+
+/// A source's position, as JSON (Spark's offset log keeps the same form).
+pub type SourceOffset = Value;
+
+/// How much a batch may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadLimit {
+    /// Everything available (`Trigger.Once`, or no limit option).
+    All,
+    /// The source's own per-trigger limit (maxOffsetsPerTrigger, maxFilesPerTrigger).
+    Configured,
+}
+
+/// Lets a blocking read give up when the query stops.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// Asks every holder to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A streaming or batch source.
+pub trait Source: Send {
+    /// The schema of the rows it produces.
+    fn schema(&self) -> SchemaRef;
+
+    /// Where a new query starts (before any data: Spark's `startingOffsets`).
+    fn initial_offset(&mut self) -> Result<SourceOffset>;
+
+    /// The end of the next batch that starts at `start`; equal to `start` when nothing new
+    /// is there.
+    fn latest_offset(&mut self, start: &SourceOffset, limit: ReadLimit) -> Result<SourceOffset>;
+
+    /// The rows in `[start, end)`.
+    fn get_batch(
+        &mut self,
+        start: &SourceOffset,
+        end: &SourceOffset,
+        cancel: &Cancel,
+    ) -> Result<Vec<RecordBatch>>;
+
+    /// Called once the batch ending at `end` is committed; sources may free what precedes it.
+    fn commit(&mut self, _end: &SourceOffset) -> Result<()> {
+        Ok(())
+    }
+
+    /// A description for progress reports (`KafkaV2[Subscribe[topic]]` in Spark).
+    fn description(&self) -> String;
+
+    /// How many rows the range holds, when the source can tell without reading.
+    fn rows_between(&self, _start: &SourceOffset, _end: &SourceOffset) -> Option<u64> {
+        None
+    }
+}
