@@ -62,8 +62,10 @@ def main() -> None:
     print(f"read {table.num_rows} messages from {topic}; schema:")
     spark.table("raw").printSchema()
     spark.table("raw").select(
-        F.col("key").cast("string").alias("key"), F.col("value").cast("string").alias("value"),
-        "partition", "offset",
+        F.col("key").cast("string").alias("key"),
+        F.col("value").cast("string").alias("value"),
+        "partition",
+        "offset",
     ).show(5, truncate=False)
 
 

@@ -33,6 +33,9 @@ pub struct WatermarkDef {
 enum Segment {
     Ops(Vec<Op>),
     Observe(usize),
+    /// Evaluate what came before once: DataFusion would otherwise inline an expensive
+    /// expression (from_json) into every field read from it, parsing each message per field.
+    Materialize,
 }
 
 struct Stateful {
@@ -130,6 +133,10 @@ impl Pipeline {
                 other => {
                     current.push(other.clone());
                     schema_df = apply_ops(ctx, schema_df, std::slice::from_ref(other), &metrics)?;
+                    if parses_json(other) {
+                        segments.push(Segment::Ops(std::mem::take(&mut current)));
+                        segments.push(Segment::Materialize);
+                    }
                 }
             }
         }
@@ -172,6 +179,20 @@ impl Pipeline {
     /// Whether the plan keeps state.
     pub fn is_stateful(&self) -> bool {
         self.stateful.is_some()
+    }
+
+    /// Whether a watermark of `watermark` would close a window the state holds.
+    pub fn would_close(&self, watermark: Option<i64>) -> bool {
+        match (&self.stateful, watermark) {
+            (Some(stateful), Some(watermark)) => {
+                !stateful.keeps_late
+                    && stateful
+                        .operator
+                        .earliest_end()
+                        .is_some_and(|end| end <= watermark)
+            }
+            _ => false,
+        }
     }
 
     /// Groups and rough bytes held by the stateful operator.
@@ -218,6 +239,11 @@ impl Pipeline {
         for segment in &self.segments {
             match segment {
                 Segment::Ops(ops) => df = apply_ops(&self.ctx, df, ops, &self.metrics)?,
+                Segment::Materialize => {
+                    let schema = arrow_schema(&df);
+                    let batches = df.collect().await?;
+                    df = frame(&self.ctx, schema, batches)?;
+                }
                 Segment::Observe(index) => {
                     let schema = arrow_schema(&df);
                     let batches = df.collect().await?;
@@ -326,6 +352,34 @@ impl EventTimeStats {
     /// The mean event time.
     pub fn avg(&self) -> Option<i64> {
         (self.count > 0).then(|| (self.sum / i128::from(self.count)) as i64)
+    }
+}
+
+/// Whether an operation calls from_json (see `Segment::Materialize`).
+fn parses_json(op: &Op) -> bool {
+    fn calls(node: &ExprNode) -> bool {
+        match node {
+            ExprNode::Call { name, args, .. } => name == "from_json" || args.iter().any(calls),
+            ExprNode::Alias { expr, .. }
+            | ExprNode::Cast { expr, .. }
+            | ExprNode::Unary { expr, .. }
+            | ExprNode::Field { expr, .. }
+            | ExprNode::Sort { expr, .. } => calls(expr),
+            ExprNode::Binary { left, right, .. } => calls(left) || calls(right),
+            ExprNode::In { expr, values } => calls(expr) || values.iter().any(calls),
+            ExprNode::Case { branches, otherwise } => {
+                branches.iter().any(|(c, v)| calls(c) || calls(v))
+                    || otherwise.as_deref().is_some_and(calls)
+            }
+            ExprNode::Agg { args, .. } => args.iter().any(calls),
+            ExprNode::Sql { text } => text.to_ascii_lowercase().contains("from_json"),
+            ExprNode::Col { .. } | ExprNode::Lit { .. } => false,
+        }
+    }
+    match op {
+        Op::Project(exprs) => exprs.iter().any(calls),
+        Op::WithColumn(_, expr) | Op::Filter(expr) => calls(expr),
+        _ => false,
     }
 }
 

@@ -507,10 +507,9 @@ impl Runner {
     /// With an idle timeout, a quiet stream still moves the watermark with processing time;
     /// when that closes windows, a batch without data emits them (Spark's no-data batch).
     fn run_idle_batch(&mut self, started: Instant) -> Result<()> {
-        let before = self.tracker.current();
         let mut probe = self.tracker.clone();
         let after = probe.advance_at_batch_end(self.spec.clock.now());
-        if after == before {
+        if !self.spec.pipeline.would_close(after) {
             return Ok(());
         }
         let end = self.start.clone();

@@ -329,8 +329,9 @@ impl KafkaSource {
 
     /// Reassigns the consumer unless it is already positioned at every start.
     fn position_at(&mut self, starts: &BTreeMap<TopicPartition, i64>) -> Result<()> {
-        let ready = starts.len() == self.positions.len()
-            && starts.iter().all(|(tp, start)| {
+        // Partitions without data in this batch may stay assigned: what they deliver is
+        // buffered for a later batch.
+        let ready = starts.iter().all(|(tp, start)| {
                 let next_buffered = self
                     .buffered
                     .get(tp)

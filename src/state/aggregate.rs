@@ -174,6 +174,16 @@ impl AggregateOperator {
             + self.sessions.values().map(SessionSet::len).sum::<usize>()
     }
 
+    /// The earliest end of any open window or session: the watermark that would close one.
+    pub fn earliest_end(&self) -> Option<i64> {
+        let windows = self.windows.values().flat_map(|w| w.keys().map(|&(_, end)| end));
+        let sessions = self
+            .sessions
+            .values()
+            .flat_map(|s| s.iter().map(|(bounds, _)| bounds.end));
+        windows.chain(sessions).min()
+    }
+
     /// A rough size of the state in bytes.
     pub fn memory_bytes(&self) -> usize {
         let per_group = 64 + self.aggs.len() * std::mem::size_of::<Acc>();

@@ -51,8 +51,7 @@ def unique_topic(prefix: str = "test") -> str:
     """
     if not _TOPIC_PREFIX.fullmatch(prefix):
         raise ValueError(
-            f"topic prefix {prefix!r} must be 1-200 characters of letters, digits, "
-            "'.', '_' or '-'"
+            f"topic prefix {prefix!r} must be 1-200 characters of letters, digits, '.', '_' or '-'"
         )
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -75,9 +74,7 @@ def _local_broker() -> str:
 
 def _kafka_sh(command: str) -> subprocess.CompletedProcess[str]:
     if not _KAFKA_SH.is_file():
-        raise RuntimeError(
-            f"{_KAFKA_SH} not found; set {BOOTSTRAP_ENV} to a running broker"
-        )
+        raise RuntimeError(f"{_KAFKA_SH} not found; set {BOOTSTRAP_ENV} to a running broker")
     return subprocess.run(
         [str(_KAFKA_SH), command],
         capture_output=True,

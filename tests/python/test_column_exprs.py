@@ -9,6 +9,7 @@ import operator
 from typing import Any
 
 import pytest
+
 from ferrostream.errors import (
     IllegalArgumentException,
     ParseException,

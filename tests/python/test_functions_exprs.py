@@ -6,10 +6,11 @@ import doctest
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 import ferrostream.sql.column
 import ferrostream.sql.functions
 import ferrostream.sql.types
-import pytest
 from ferrostream.errors import ParseException, PySparkTypeError, PySparkValueError
 from ferrostream.sql import functions as F
 from ferrostream.sql.column import Column

@@ -11,6 +11,7 @@ import pickle
 from typing import Any
 
 import pytest
+
 from ferrostream.errors import (
     AnalysisException,
     ParseException,

@@ -19,9 +19,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas
     import pyarrow
 
+    from ferrostream.sql.readwriter import DataFrameWriter
     from ferrostream.sql.session import SparkSession
     from ferrostream.sql.streaming import DataStreamWriter
-    from ferrostream.sql.readwriter import DataFrameWriter
 
 __all__ = ["DataFrame", "GroupedData"]
 
@@ -44,7 +44,7 @@ class DataFrame:
     True
     """
 
-    def __init__(self, plan: Plan, session: "SparkSession") -> None:
+    def __init__(self, plan: Plan, session: SparkSession) -> None:
         self._plan = plan
         self._session = session
         self._schema: Optional[StructType] = None
@@ -58,7 +58,7 @@ class DataFrame:
         schema = StructType.fromJson(json.loads(self._session._inner.schema(self._json())))
         return schema
 
-    def _derive(self, node: str, **fields: Any) -> "DataFrame":
+    def _derive(self, node: str, **fields: Any) -> DataFrame:
         return DataFrame({"node": node, "input": self._plan, **fields}, self._session)
 
     # -- schema -------------------------------------------------------------------------------
@@ -90,7 +90,9 @@ class DataFrame:
 
     def printSchema(self) -> None:
         """Prints the schema as a tree, as PySpark does."""
-        print(self.schema.treeString() if hasattr(self.schema, "treeString") else _tree(self.schema))
+        print(
+            self.schema.treeString() if hasattr(self.schema, "treeString") else _tree(self.schema)
+        )
 
     def __getitem__(self, item: Union[str, int]) -> Column:
         name = self.columns[item] if isinstance(item, int) else item
@@ -105,18 +107,18 @@ class DataFrame:
 
     # -- transformations ----------------------------------------------------------------------
 
-    def select(self, *cols: Union[ColumnOrName, List[ColumnOrName]]) -> "DataFrame":
+    def select(self, *cols: Union[ColumnOrName, List[ColumnOrName]]) -> DataFrame:
         """Projects expressions; ``"*"`` and ``"struct.*"`` expand.
 
         >>> df.select("symbol", (col("price") * 2).alias("double"))
         """
         return self._derive("project", exprs=[_to_expr(c) for c in _columns(cols)])
 
-    def selectExpr(self, *expr: Union[str, List[str]]) -> "DataFrame":
+    def selectExpr(self, *expr: Union[str, List[str]]) -> DataFrame:
         """Projects SQL expressions: ``df.selectExpr("CAST(value AS STRING) AS json")``."""
         return self._derive("project", exprs=[{"kind": "sql", "text": e} for e in _columns(expr)])
 
-    def withColumn(self, colName: str, col: Column) -> "DataFrame":
+    def withColumn(self, colName: str, col: Column) -> DataFrame:
         """Adds or replaces a column: ``df.withColumn("ts", timestamp_millis("event_time"))``."""
         if not isinstance(col, Column):
             raise PySparkTypeError(
@@ -124,16 +126,16 @@ class DataFrame:
             )
         return self._derive("with_column", name=colName, expr=col._expr)
 
-    def withColumnRenamed(self, existing: str, new: str) -> "DataFrame":
+    def withColumnRenamed(self, existing: str, new: str) -> DataFrame:
         """Renames a column (a no-op when it does not exist, as in PySpark)."""
         return self._derive("rename", existing=existing, new=new)
 
-    def drop(self, *cols: ColumnOrName) -> "DataFrame":
+    def drop(self, *cols: ColumnOrName) -> DataFrame:
         """Drops columns by name (absent names are ignored)."""
         names = [c if isinstance(c, str) else c._expr.get("name", "") for c in cols]
         return self._derive("drop", columns=names)
 
-    def filter(self, condition: ColumnOrName) -> "DataFrame":
+    def filter(self, condition: ColumnOrName) -> DataFrame:
         """Keeps rows where the condition holds: ``df.filter(col("price") > 0)``."""
         if isinstance(condition, str):
             return self._derive("filter", condition={"kind": "sql", "text": condition})
@@ -141,11 +143,11 @@ class DataFrame:
 
     where = filter
 
-    def withWatermark(self, eventTime: str, delayThreshold: str) -> "DataFrame":
+    def withWatermark(self, eventTime: str, delayThreshold: str) -> DataFrame:
         """Declares how late rows of ``eventTime`` may be: ``df.withWatermark("ts", "1 hour")``."""
         return self._derive("watermark", column=eventTime, delay=delayThreshold)
 
-    def groupBy(self, *cols: Union[ColumnOrName, List[ColumnOrName]]) -> "GroupedData":
+    def groupBy(self, *cols: Union[ColumnOrName, List[ColumnOrName]]) -> GroupedData:
         """Groups by columns or ``window(...)``; finish with :meth:`GroupedData.agg`.
 
         >>> df.groupBy(window("ts", "1 hour"), "symbol").agg(first("price").alias("open"))
@@ -154,51 +156,58 @@ class DataFrame:
 
     groupby = groupBy
 
-    def agg(self, *exprs: Column) -> "DataFrame":
+    def agg(self, *exprs: Column) -> DataFrame:
         """Aggregates the whole frame: ``df.agg(count("*"))``."""
         return self.groupBy().agg(*exprs)
 
-    def dropDuplicates(self, subset: Optional[List[str]] = None) -> "DataFrame":
+    def dropDuplicates(self, subset: Optional[List[str]] = None) -> DataFrame:
         """Drops duplicate rows (by ``subset`` columns)."""
         return self._derive("dedup", columns=subset)
 
     drop_duplicates = dropDuplicates
 
-    def union(self, other: "DataFrame") -> "DataFrame":
+    def union(self, other: DataFrame) -> DataFrame:
         """Rows of both frames, matched by position."""
         return self._derive("union", other=other._plan)
 
     unionAll = union
 
-    def orderBy(self, *cols: Union[ColumnOrName, List[ColumnOrName]], **kwargs: Any) -> "DataFrame":
+    def orderBy(self, *cols: Union[ColumnOrName, List[ColumnOrName]], **kwargs: Any) -> DataFrame:
         """Sorts rows: ``df.orderBy(col("ts").desc())``."""
         ascending = kwargs.get("ascending", True)
         keys = []
         for c in _columns(cols):
             expr = _to_expr(c)
             if expr.get("kind") != "sort":
-                expr = {"kind": "sort", "expr": expr, "ascending": bool(ascending), "nulls_first": bool(ascending)}
+                expr = {
+                    "kind": "sort",
+                    "expr": expr,
+                    "ascending": bool(ascending),
+                    "nulls_first": bool(ascending),
+                }
             keys.append(expr)
         return self._derive("sort", keys=keys)
 
     sort = orderBy
 
-    def limit(self, num: int) -> "DataFrame":
+    def limit(self, num: int) -> DataFrame:
         """The first ``num`` rows."""
         return self._derive("limit", n=int(num))
 
-    def alias(self, alias: str) -> "DataFrame":
+    def alias(self, alias: str) -> DataFrame:
         """Returns the frame (aliases qualify columns in joins, which are not supported yet)."""
         return self
 
     # -- actions ------------------------------------------------------------------------------
 
-    def _collect_arrow(self) -> "pyarrow.Table":
+    def _collect_arrow(self) -> pyarrow.Table:
         import pyarrow as pa
 
-        return pa.RecordBatchReader.from_stream(self._session._inner.collect(self._json())).read_all()
+        return pa.RecordBatchReader.from_stream(
+            self._session._inner.collect(self._json())
+        ).read_all()
 
-    def toArrow(self) -> "pyarrow.Table":
+    def toArrow(self) -> pyarrow.Table:
         """The rows as a ``pyarrow.Table`` (a consistent snapshot for memory tables)."""
         return self._collect_arrow()
 
@@ -206,7 +215,7 @@ class DataFrame:
         """The Arrow PyCapsule stream interface: ``pyarrow.table(df)``, Polars, DuckDB."""
         return self._session._inner.collect(self._json()).__arrow_c_stream__(requested_schema)
 
-    def toPandas(self) -> "pandas.DataFrame":
+    def toPandas(self) -> pandas.DataFrame:
         """The rows as pandas (timestamps stay timezone-aware UTC)."""
         return self._collect_arrow().to_pandas()
 
@@ -214,7 +223,10 @@ class DataFrame:
         """The rows as :class:`Row` objects."""
         table = self._collect_arrow()
         names = table.column_names
-        return [Row(**dict(zip(names, values))) for values in zip(*[c.to_pylist() for c in table.columns])]
+        return [
+            Row(**dict(zip(names, values)))
+            for values in zip(*[c.to_pylist() for c in table.columns])
+        ]
 
     def count(self) -> int:
         """The number of rows."""
@@ -245,14 +257,14 @@ class DataFrame:
     # -- writers ------------------------------------------------------------------------------
 
     @property
-    def writeStream(self) -> "DataStreamWriter":
+    def writeStream(self) -> DataStreamWriter:
         """The writer that starts a streaming query."""
         from ferrostream.sql.streaming import DataStreamWriter
 
         return DataStreamWriter(self)
 
     @property
-    def write(self) -> "DataFrameWriter":
+    def write(self) -> DataFrameWriter:
         """The batch writer (``df.write.format("kafka")...save()``)."""
         from ferrostream.sql.readwriter import DataFrameWriter
 
@@ -294,7 +306,12 @@ class GroupedData:
         for expr in exprs:
             if isinstance(expr, dict):
                 aggs.extend(
-                    {"kind": "agg", "name": fn, "args": [{"kind": "col", "name": c}], "distinct": False}
+                    {
+                        "kind": "agg",
+                        "name": fn,
+                        "args": [{"kind": "col", "name": c}],
+                        "distinct": False,
+                    }
                     for c, fn in expr.items()
                 )
             elif isinstance(expr, Column):
@@ -307,12 +324,27 @@ class GroupedData:
 
     def count(self) -> DataFrame:
         """Rows per group, as a column ``count``."""
-        star = {"kind": "agg", "name": "count", "args": [{"kind": "col", "name": "*"}], "distinct": False}
+        star = {
+            "kind": "agg",
+            "name": "count",
+            "args": [{"kind": "col", "name": "*"}],
+            "distinct": False,
+        }
         return self.agg(Column({"kind": "alias", "expr": star, "name": "count"}))
 
     def _simple(self, name: str, cols: Sequence[str]) -> DataFrame:
         return self.agg(
-            *[Column({"kind": "agg", "name": name, "args": [{"kind": "col", "name": c}], "distinct": False}) for c in cols]
+            *[
+                Column(
+                    {
+                        "kind": "agg",
+                        "name": name,
+                        "args": [{"kind": "col", "name": c}],
+                        "distinct": False,
+                    }
+                )
+                for c in cols
+            ]
         )
 
     def sum(self, *cols: str) -> DataFrame:
@@ -343,5 +375,7 @@ def _is_streaming(plan: Plan) -> bool:
 def _tree(schema: StructType) -> str:
     lines = ["root"]
     for field in schema.fields:
-        lines.append(f" |-- {field.name}: {field.dataType.typeName()} (nullable = {str(field.nullable).lower()})")
+        lines.append(
+            f" |-- {field.name}: {field.dataType.typeName()} (nullable = {str(field.nullable).lower()})"
+        )
     return "\n".join(lines)

@@ -22,7 +22,7 @@ __all__ = ["SparkSession"]
 class RuntimeConfig:
     """``spark.conf``: session settings such as ``spark.sql.streaming.checkpointLocation``."""
 
-    def __init__(self, session: "SparkSession") -> None:
+    def __init__(self, session: SparkSession) -> None:
         self._session = session
 
     def set(self, key: str, value: Any) -> None:
@@ -32,7 +32,7 @@ class RuntimeConfig:
     def get(self, key: str, default: Optional[str] = None) -> Optional[str]:
         """A value, or ``default``."""
         value = self._session._inner.get_config(key)
-        return default if value is None else value  # type: ignore[no-any-return]
+        return default if value is None else value
 
 
 class SparkSession:
@@ -42,7 +42,7 @@ class SparkSession:
     >>> spark.readStream.format("kafka")
     """
 
-    _active: Optional["SparkSession"] = None
+    _active: Optional[SparkSession] = None
     _lock = threading.Lock()
 
     class Builder:
@@ -51,27 +51,29 @@ class SparkSession:
         def __init__(self) -> None:
             self._options: Dict[str, str] = {}
 
-        def appName(self, name: str) -> "SparkSession.Builder":
+        def appName(self, name: str) -> SparkSession.Builder:
             """The application's name."""
             self._options["spark.app.name"] = name
             return self
 
-        def master(self, master: str) -> "SparkSession.Builder":
+        def master(self, master: str) -> SparkSession.Builder:
             """Accepted for compatibility; ferrostream runs in this process."""
             self._options["spark.master"] = master
             return self
 
-        def config(self, key: Optional[str] = None, value: Any = None, conf: Any = None) -> "SparkSession.Builder":
+        def config(
+            self, key: Optional[str] = None, value: Any = None, conf: Any = None
+        ) -> SparkSession.Builder:
             """A setting (``spark.jars.packages`` and other JVM settings are ignored)."""
             if key is not None:
                 self._options[key] = str(value)
             return self
 
-        def enableHiveSupport(self) -> "SparkSession.Builder":
+        def enableHiveSupport(self) -> SparkSession.Builder:
             """Accepted for compatibility."""
             return self
 
-        def getOrCreate(self) -> "SparkSession":
+        def getOrCreate(self) -> SparkSession:
             """The active session, or a new one."""
             with SparkSession._lock:
                 if SparkSession._active is None:
@@ -81,14 +83,14 @@ class SparkSession:
                 session.conf.set(key, value)
             return session
 
-    builder: "SparkSession.Builder"
+    builder: SparkSession.Builder
 
     def __init__(self) -> None:
         self._inner = _Session()
         self.conf = RuntimeConfig(self)
 
     @classmethod
-    def getActiveSession(cls) -> Optional["SparkSession"]:
+    def getActiveSession(cls) -> Optional[SparkSession]:
         """The active session, if one was created."""
         return cls._active
 
@@ -124,7 +126,7 @@ class SparkSession:
 
     def createDataFrame(
         self,
-        data: Union["pandas.DataFrame", "pyarrow.Table", Iterable[Any]],
+        data: Union[pandas.DataFrame, pyarrow.Table, Iterable[Any]],
         schema: Union[StructType, str, List[str], None] = None,
     ) -> DataFrame:
         """A batch frame from pandas, pyarrow, or a list of rows (tuples, dicts, Rows)."""
@@ -150,7 +152,7 @@ class SparkSession:
             if SparkSession._active is self:
                 SparkSession._active = None
 
-    def __enter__(self) -> "SparkSession":
+    def __enter__(self) -> SparkSession:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -185,7 +187,14 @@ def _to_arrow(data: Any, schema: Union[StructType, str, List[str], None]) -> Any
         columns = {k: [r.get(k) for r in rows] for k in rows[0]}
     else:
         if names is None:
-            names = list(getattr(rows[0], "__fields__", None) or [f"_{i + 1}" for i in range(len(rows[0]))]) if rows else []
+            names = (
+                list(
+                    getattr(rows[0], "__fields__", None)
+                    or [f"_{i + 1}" for i in range(len(rows[0]))]
+                )
+                if rows
+                else []
+            )
         columns = {n: [tuple(r)[i] for r in rows] for i, n in enumerate(names)}
     if arrow_schema is not None:
         return pa.table(columns, schema=arrow_schema)
@@ -227,5 +236,7 @@ def _arrow_type(data_type: Any) -> Any:
     if isinstance(data_type, t.MapType):
         return pa.map_(_arrow_type(data_type.keyType), _arrow_type(data_type.valueType))
     if isinstance(data_type, StructType):
-        return pa.struct([pa.field(f.name, _arrow_type(f.dataType), f.nullable) for f in data_type.fields])
+        return pa.struct(
+            [pa.field(f.name, _arrow_type(f.dataType), f.nullable) for f in data_type.fields]
+        )
     raise PySparkTypeError(f"unsupported type {data_type!r}")

@@ -37,35 +37,37 @@ def _schema_json(schema: Union[StructType, str]) -> Dict[str, Any]:
 class DataStreamReader:
     """Opens a stream: ``spark.readStream.format("kafka").option(...).load()``."""
 
-    def __init__(self, session: "SparkSession", streaming: bool = True) -> None:
+    def __init__(self, session: SparkSession, streaming: bool = True) -> None:
         self._session = session
         self._streaming = streaming
         self._format = "parquet"
         self._options: Dict[str, str] = {}
         self._schema: Optional[Dict[str, Any]] = None
 
-    def format(self, source: str) -> "DataStreamReader":
+    def format(self, source: str) -> DataStreamReader:
         """The source: kafka, json, csv, parquet, rate, memory."""
         self._format = source
         return self
 
-    def option(self, key: str, value: OptionValue) -> "DataStreamReader":
+    def option(self, key: str, value: OptionValue) -> DataStreamReader:
         """One option, as in PySpark (values become strings)."""
         self._options[key] = _option_text(value)
         return self
 
-    def options(self, **options: OptionValue) -> "DataStreamReader":
+    def options(self, **options: OptionValue) -> DataStreamReader:
         """Several options."""
         for key, value in options.items():
             self.option(key, value)
         return self
 
-    def schema(self, schema: Union[StructType, str]) -> "DataStreamReader":
+    def schema(self, schema: Union[StructType, str]) -> DataStreamReader:
         """The schema of file sources, as a StructType or a DDL string."""
         self._schema = _schema_json(schema)
         return self
 
-    def load(self, path: Optional[str] = None, format: Optional[str] = None, **options: OptionValue) -> "DataFrame":
+    def load(
+        self, path: Optional[str] = None, format: Optional[str] = None, **options: OptionValue
+    ) -> DataFrame:
         """Opens the source; a wrong option raises here."""
         from ferrostream.sql.dataframe import DataFrame
 
@@ -82,19 +84,23 @@ class DataStreamReader:
         }
         return DataFrame(plan, self._session)
 
-    def json(self, path: str, schema: Union[StructType, str, None] = None, **options: OptionValue) -> "DataFrame":
+    def json(
+        self, path: str, schema: Union[StructType, str, None] = None, **options: OptionValue
+    ) -> DataFrame:
         """Newline-delimited JSON files in ``path``."""
         if schema is not None:
             self.schema(schema)
         return self.load(path, "json", **options)
 
-    def csv(self, path: str, schema: Union[StructType, str, None] = None, **options: OptionValue) -> "DataFrame":
+    def csv(
+        self, path: str, schema: Union[StructType, str, None] = None, **options: OptionValue
+    ) -> DataFrame:
         """CSV files in ``path``."""
         if schema is not None:
             self.schema(schema)
         return self.load(path, "csv", **options)
 
-    def parquet(self, path: str, **options: OptionValue) -> "DataFrame":
+    def parquet(self, path: str, **options: OptionValue) -> DataFrame:
         """Parquet files in ``path``."""
         return self.load(path, "parquet", **options)
 
@@ -102,7 +108,7 @@ class DataStreamReader:
 class StreamingQuery:
     """A running query: ``q.processAllAvailable()``, ``q.lastProgress``, ``q.stop()``."""
 
-    def __init__(self, inner: Any, session: "SparkSession") -> None:
+    def __init__(self, inner: Any, session: SparkSession) -> None:
         self._inner = inner
         self._session = session
 
@@ -185,14 +191,16 @@ class StreamingQuery:
             ("processed rows/s", f"{progress.get('processedRowsPerSecond', 0):.1f}"),
             ("watermark", watermark),
         ]
-        body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+        body = "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
+        )
         return f"<table>{body}</table>"
 
 
 class DataStreamWriter:
     """Starts a query: ``df.writeStream.format("memory").queryName("raw").start()``."""
 
-    def __init__(self, df: "DataFrame") -> None:
+    def __init__(self, df: DataFrame) -> None:
         self._df = df
         self._format = "memory"
         self._options: Dict[str, str] = {}
@@ -202,23 +210,23 @@ class DataStreamWriter:
         self._partition_by: List[str] = []
         self._foreach_batch: Any = None
 
-    def format(self, source: str) -> "DataStreamWriter":
+    def format(self, source: str) -> DataStreamWriter:
         """The sink: memory, console, kafka, noop."""
         self._format = source
         return self
 
-    def option(self, key: str, value: OptionValue) -> "DataStreamWriter":
+    def option(self, key: str, value: OptionValue) -> DataStreamWriter:
         """One option (``checkpointLocation``, ``numRows``, ``watermarkIdleTimeout``...)."""
         self._options[key] = _option_text(value)
         return self
 
-    def options(self, **options: OptionValue) -> "DataStreamWriter":
+    def options(self, **options: OptionValue) -> DataStreamWriter:
         """Several options."""
         for key, value in options.items():
             self.option(key, value)
         return self
 
-    def outputMode(self, outputMode: str) -> "DataStreamWriter":
+    def outputMode(self, outputMode: str) -> DataStreamWriter:
         """``append``, ``update`` or ``complete``."""
         if outputMode.lower() not in ("append", "update", "complete"):
             raise IllegalArgumentException(
@@ -228,16 +236,18 @@ class DataStreamWriter:
         self._mode = outputMode.lower()
         return self
 
-    def queryName(self, queryName: str) -> "DataStreamWriter":
+    def queryName(self, queryName: str) -> DataStreamWriter:
         """The query's name; the memory sink's table name."""
         if not queryName or not queryName.strip():
             raise IllegalArgumentException("The query name must be a non-empty string")
         self._name = queryName
         return self
 
-    def partitionBy(self, *cols: str) -> "DataStreamWriter":
+    def partitionBy(self, *cols: str) -> DataStreamWriter:
         """Hive-style output partitions of file sinks."""
-        self._partition_by = list(cols[0]) if len(cols) == 1 and isinstance(cols[0], list) else list(cols)
+        self._partition_by = (
+            list(cols[0]) if len(cols) == 1 and isinstance(cols[0], list) else list(cols)
+        )
         return self
 
     def trigger(
@@ -246,13 +256,15 @@ class DataStreamWriter:
         once: Optional[bool] = None,
         continuous: Optional[str] = None,
         availableNow: Optional[bool] = None,
-    ) -> "DataStreamWriter":
+    ) -> DataStreamWriter:
         """``processingTime="10 seconds"``, ``once=True`` or ``availableNow=True``."""
         given = [x for x in (processingTime, once, continuous, availableNow) if x is not None]
         if len(given) != 1:
             raise IllegalArgumentException("Only one trigger can be set at a time.")
         if continuous is not None:
-            raise IllegalArgumentException("continuous triggers are not supported; use processingTime")
+            raise IllegalArgumentException(
+                "continuous triggers are not supported; use processingTime"
+            )
         if processingTime is not None:
             if not isinstance(processingTime, str) or not processingTime.strip():
                 raise IllegalArgumentException(
@@ -267,7 +279,7 @@ class DataStreamWriter:
             raise IllegalArgumentException("Value for once/availableNow must be True.")
         return self
 
-    def foreachBatch(self, func: Any) -> "DataStreamWriter":
+    def foreachBatch(self, func: Any) -> DataStreamWriter:
         """Calls ``func(batch_df, batch_id)`` for every micro-batch."""
         raise IllegalArgumentException("foreachBatch is not supported by this version yet")
 
@@ -293,13 +305,13 @@ class DataStreamWriter:
 
     def toTable(self, tableName: str, **options: OptionValue) -> StreamingQuery:
         """Writes to a memory table of that name."""
-        return self.format("memory").queryName(tableName).start(**options)
+        return self.format("memory").queryName(tableName).options(**options).start()
 
 
 class StreamingQueryManager:
     """``spark.streams``: the session's active queries."""
 
-    def __init__(self, session: "SparkSession") -> None:
+    def __init__(self, session: SparkSession) -> None:
         self._session = session
 
     @property
