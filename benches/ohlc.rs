@@ -25,13 +25,19 @@ fn schema() -> Arc<Schema> {
         Field::new("symbol", DataType::Utf8, true),
         Field::new("price", DataType::Float64, true),
         Field::new("volume", DataType::Float64, true),
-        Field::new("event_timestamp", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new(
+            "event_timestamp",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
     ]))
 }
 
 fn plan(duration: &str) -> Plan {
     let agg = |name: &str, column: &str, alias: &str| {
-        format!(r#"{{"kind":"alias","name":"{alias}","expr":{{"kind":"agg","name":"{name}","args":[{{"kind":"col","name":"{column}"}}]}}}}"#)
+        format!(
+            r#"{{"kind":"alias","name":"{alias}","expr":{{"kind":"agg","name":"{name}","args":[{{"kind":"col","name":"{column}"}}]}}}}"#
+        )
     };
     Plan::from_json(&format!(
         r#"{{"node":"aggregate",
@@ -77,8 +83,16 @@ fn batch(start: usize, symbols: &[String]) -> RecordBatch {
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(str::to_string)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
@@ -92,20 +106,24 @@ fn run(duration: &str, ticks: usize, symbols: &[String]) -> (f64, usize) {
         Arc::new(ExprMetrics::default()),
     )
     .expect("pipeline");
-    let mut tracker = WatermarkTracker::new([("event_timestamp", 3_600_000_000i64)]).expect("tracker");
+    let mut tracker =
+        WatermarkTracker::new([("event_timestamp", 3_600_000_000i64)]).expect("tracker");
     let mut emitted = 0;
     let mut busy = 0.0;
     for (batch_id, start) in (0..ticks).step_by(BATCH).enumerate() {
         let input = batch(start, symbols);
         let began = Instant::now();
-        let (out, stats) = block_on(pipeline.process(vec![input], batch_id as u64, tracker.current()))
-            .expect("runtime")
-            .expect("batch");
+        let (out, stats) =
+            block_on(pipeline.process(vec![input], batch_id as u64, tracker.current()))
+                .expect("runtime")
+                .expect("batch");
         if let Some(max) = stats.event_times[0].max {
             tracker.observe(0, max).expect("observe");
         }
         let watermark = tracker.advance_at_batch_end(ferrostream::window::ProcessingTime(0));
-        let rows = block_on(pipeline.emit(out, OutputMode::Append, watermark)).expect("runtime").expect("emit");
+        let rows = block_on(pipeline.emit(out, OutputMode::Append, watermark))
+            .expect("runtime")
+            .expect("emit");
         emitted += rows.iter().map(|b| b.num_rows()).sum::<usize>();
         busy += began.elapsed().as_secs_f64();
     }
@@ -113,10 +131,18 @@ fn run(duration: &str, ticks: usize, symbols: &[String]) -> (f64, usize) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let ticks: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(5_000_000);
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let ticks: usize = args
+        .first()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5_000_000);
     let symbol_count: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
-    let symbols: Vec<String> = (0..symbol_count).map(|i| format!("SYM{i:03}USDT")).collect();
+    let symbols: Vec<String> = (0..symbol_count)
+        .map(|i| format!("SYM{i:03}USDT"))
+        .collect();
     println!("ohlc bench: {ticks} ticks, {symbol_count} symbols, batches of {BATCH}");
     for duration in ["1 hour", "1 day"] {
         let (rate, emitted) = run(duration, ticks, &symbols);

@@ -514,9 +514,27 @@ impl Session {
             "console" => Box::new(ConsoleSink::new(&writer.options)?),
             "noop" => Box::new(NoopSink),
             "kafka" => Box::new(crate::sink::kafka::KafkaSink::new(&writer.options)?),
+            "parquet" => {
+                let options = crate::source::options::Options::new(&writer.options, "parquet sink");
+                let path = options.required("path", "e.g. .start(\"/data/hourly\")")?;
+                if self.checkpoint_dir(&options, name)?.is_none() {
+                    return Err(illegal!(
+                        "checkpointLocation must be specified either through \
+                         option(\"checkpointLocation\", ...) or \
+                         spark.conf.set(\"spark.sql.streaming.checkpointLocation\", ...): a file \
+                         sink is exactly-once only with a checkpoint"
+                    ));
+                }
+                Box::new(crate::sink::parquet::ParquetSink::new(
+                    std::path::Path::new(path),
+                    &writer.partition_by,
+                    &writer.options,
+                    schema.clone(),
+                )?)
+            }
             other => {
                 return Err(illegal!(
-                    "unknown or unsupported sink format '{other}'; supported: memory, console, kafka, noop"
+                    "unknown or unsupported sink format '{other}'; supported: memory, console, parquet, kafka, noop"
                 ))
             }
         })

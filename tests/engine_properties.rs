@@ -43,7 +43,10 @@ fn windows_of(kind: Kind, ts: i64) -> Vec<(i64, i64)> {
         }
         Kind::Sliding => {
             let last = ts.div_euclid(5 * MINUTE) * 5 * MINUTE;
-            vec![(last - 5 * MINUTE, last + 5 * MINUTE), (last, last + 10 * MINUTE)]
+            vec![
+                (last - 5 * MINUTE, last + 5 * MINUTE),
+                (last, last + 10 * MINUTE),
+            ]
         }
         Kind::Session => vec![(ts, ts + 7 * MINUTE)],
     }
@@ -85,7 +88,10 @@ fn reference(batches: &[Vec<Tick>], kind: Kind, delay: i64, mode: &str) -> (Cand
                     kept.push((start, end, rows));
                     *sessions = kept;
                 } else {
-                    groups.entry((tick.key.to_string(), bounds.0, bounds.1)).or_default().push(row);
+                    groups
+                        .entry((tick.key.to_string(), bounds.0, bounds.1))
+                        .or_default()
+                        .push(row);
                 }
             }
             arrival += 1;
@@ -97,8 +103,9 @@ fn reference(batches: &[Vec<Tick>], kind: Kind, delay: i64, mode: &str) -> (Cand
         }
         if mode != "complete" {
             for (key, sessions) in open.iter_mut() {
-                let (closed, still_open): (Vec<_>, Vec<_>) =
-                    sessions.drain(..).partition(|(_, e, _)| watermark.is_some_and(|w| *e <= w));
+                let (closed, still_open): (Vec<_>, Vec<_>) = sessions
+                    .drain(..)
+                    .partition(|(_, e, _)| watermark.is_some_and(|w| *e <= w));
                 *sessions = still_open;
                 for (s, e, r) in closed {
                     groups.insert((key.to_string(), s, e), r);
@@ -126,12 +133,20 @@ fn reference(batches: &[Vec<Tick>], kind: Kind, delay: i64, mode: &str) -> (Cand
 
 fn plan_json(kind: Kind, stream_id: u64) -> String {
     let window = match kind {
-        Kind::Tumbling => r#"{"kind":"call","name":"window","args":[{"kind":"col","name":"ts"}],"options":{"duration":"10 minutes"}}"#,
-        Kind::Sliding => r#"{"kind":"call","name":"window","args":[{"kind":"col","name":"ts"}],"options":{"duration":"10 minutes","slide":"5 minutes"}}"#,
-        Kind::Session => r#"{"kind":"call","name":"session_window","args":[{"kind":"col","name":"ts"}],"options":{"gap":"7 minutes"}}"#,
+        Kind::Tumbling => {
+            r#"{"kind":"call","name":"window","args":[{"kind":"col","name":"ts"}],"options":{"duration":"10 minutes"}}"#
+        }
+        Kind::Sliding => {
+            r#"{"kind":"call","name":"window","args":[{"kind":"col","name":"ts"}],"options":{"duration":"10 minutes","slide":"5 minutes"}}"#
+        }
+        Kind::Session => {
+            r#"{"kind":"call","name":"session_window","args":[{"kind":"col","name":"ts"}],"options":{"gap":"7 minutes"}}"#
+        }
     };
     let agg = |name: &str, alias: &str| {
-        format!(r#"{{"kind":"alias","name":"{alias}","expr":{{"kind":"agg","name":"{name}","args":[{{"kind":"col","name":"price"}}]}}}}"#)
+        format!(
+            r#"{{"kind":"alias","name":"{alias}","expr":{{"kind":"agg","name":"{name}","args":[{{"kind":"col","name":"price"}}]}}}}"#
+        )
     };
     format!(
         r#"{{"node":"aggregate","keys":[{window},{{"kind":"col","name":"key"}}],
@@ -147,17 +162,27 @@ fn plan_json(kind: Kind, stream_id: u64) -> String {
 fn input_schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
         Field::new("key", DataType::Utf8, true),
-        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
         Field::new("price", DataType::Float64, true),
     ]))
 }
 
 fn to_batch(ticks: &[Tick]) -> RecordBatch {
     let keys: StringArray = ticks.iter().map(|t| Some(t.key)).collect();
-    let times = arrow::array::TimestampMicrosecondArray::from(ticks.iter().map(|t| t.micros).collect::<Vec<_>>())
-        .with_timezone("UTC");
+    let times = arrow::array::TimestampMicrosecondArray::from(
+        ticks.iter().map(|t| t.micros).collect::<Vec<_>>(),
+    )
+    .with_timezone("UTC");
     let prices: Float64Array = ticks.iter().map(|t| Some(t.price)).collect();
-    RecordBatch::try_new(input_schema(), vec![Arc::new(keys), Arc::new(times), Arc::new(prices)]).expect("valid batch")
+    RecordBatch::try_new(
+        input_schema(),
+        vec![Arc::new(keys), Arc::new(times), Arc::new(prices)],
+    )
+    .expect("valid batch")
 }
 
 /// Runs the query batch by batch and returns the final table as candles (for update mode,
@@ -173,7 +198,9 @@ fn run_engine(batches: &[Vec<Tick>], kind: Kind, mode: &str, name: &str) -> Cand
     let query = session.start_query(&plan, &writer).expect("query starts");
     for batch in batches {
         stream.add(to_batch(batch)).expect("add");
-        assert!(query.process_all_available(Duration::from_secs(30)).expect("no failure"));
+        assert!(query
+            .process_all_available(Duration::from_secs(30))
+            .expect("no failure"));
     }
     let table = session
         .collect(&Plan::from_json(&format!(r#"{{"node":"table","name":"{name}"}}"#)).expect("plan"))
@@ -186,15 +213,31 @@ fn run_engine(batches: &[Vec<Tick>], kind: Kind, mode: &str, name: &str) -> Cand
         let window = batch.column(0).as_struct();
         let starts = arrow::compute::cast(window.column(0), &DataType::Int64).expect("cast");
         let ends = arrow::compute::cast(window.column(1), &DataType::Int64).expect("cast");
-        let (starts, ends) = (starts.as_primitive::<Int64Type>(), ends.as_primitive::<Int64Type>());
+        let (starts, ends) = (
+            starts.as_primitive::<Int64Type>(),
+            ends.as_primitive::<Int64Type>(),
+        );
         let open = batch.column(2).as_primitive::<Float64Type>();
         let close = batch.column(3).as_primitive::<Float64Type>();
         let high = batch.column(4).as_primitive::<Float64Type>();
-        let n = batch.column(5).as_any().downcast_ref::<Int64Array>().expect("count is long");
+        let n = batch
+            .column(5)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("count is long");
         for row in 0..batch.num_rows() {
             candles.insert(
-                (keys.value(row).to_string(), starts.value(row), ends.value(row)),
-                (open.value(row), close.value(row), high.value(row), n.value(row)),
+                (
+                    keys.value(row).to_string(),
+                    starts.value(row),
+                    ends.value(row),
+                ),
+                (
+                    open.value(row),
+                    close.value(row),
+                    high.value(row),
+                    n.value(row),
+                ),
             );
         }
     }
@@ -202,10 +245,12 @@ fn run_engine(batches: &[Vec<Tick>], kind: Kind, mode: &str, name: &str) -> Cand
 }
 
 fn ticks() -> impl Strategy<Value = Vec<Vec<Tick>>> {
-    let tick = (0usize..3, 0i64..240, 0i64..4, any::<bool>()).prop_map(|(key, minute, jitter, late)| {
-        let micros = 1_700_000_000_000_000 + (minute + jitter) * MINUTE - if late { 40 * MINUTE } else { 0 };
-        (["BTC", "ETH", "SOL"][key], micros)
-    });
+    let tick =
+        (0usize..3, 0i64..240, 0i64..4, any::<bool>()).prop_map(|(key, minute, jitter, late)| {
+            let micros = 1_700_000_000_000_000 + (minute + jitter) * MINUTE
+                - if late { 40 * MINUTE } else { 0 };
+            (["BTC", "ETH", "SOL"][key], micros)
+        });
     proptest::collection::vec(proptest::collection::vec(tick, 0..12), 1..8).prop_map(|batches| {
         let mut price = 0.0;
         batches
@@ -228,7 +273,10 @@ fn check(batches: &[Vec<Tick>], kind: Kind, mode: &str) {
     let actual = run_engine(batches, kind, mode, &name);
     let (all, watermark) = reference(batches, kind, 15 * MINUTE, mode);
     let expected: Candles = match mode {
-        "append" => all.into_iter().filter(|((_, _, end), _)| watermark.is_some_and(|w| *end <= w)).collect(),
+        "append" => all
+            .into_iter()
+            .filter(|((_, _, end), _)| watermark.is_some_and(|w| *end <= w))
+            .collect(),
         _ => all,
     };
     assert_eq!(actual, expected, "{kind:?} {mode}");

@@ -14,7 +14,10 @@ use ferrostream::source::kafka::KafkaSource;
 use ferrostream::source::{Cancel, ReadLimit, Source};
 
 fn options(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn produce(bootstrap: &str, topic: &str, count: usize) {
@@ -24,8 +27,13 @@ fn produce(bootstrap: &str, topic: &str, count: usize) {
     ]));
     let values: StringArray = (0..count).map(|i| Some(format!("m{i}"))).collect();
     let partitions: Int32Array = (0..count).map(|i| Some((i % 2) as i32)).collect();
-    let batch = RecordBatch::try_new(schema, vec![Arc::new(values), Arc::new(partitions)]).expect("batch");
-    let sink = KafkaSink::new(&options(&[("kafka.bootstrap.servers", bootstrap), ("topic", topic)])).expect("sink");
+    let batch =
+        RecordBatch::try_new(schema, vec![Arc::new(values), Arc::new(partitions)]).expect("batch");
+    let sink = KafkaSink::new(&options(&[
+        ("kafka.bootstrap.servers", bootstrap),
+        ("topic", topic),
+    ]))
+    .expect("sink");
     assert_eq!(sink.write(&[batch]).expect("produced"), count as u64);
 }
 
@@ -66,7 +74,9 @@ fn batches_are_exact_offset_ranges_and_reruns_repeat_them() {
     let mut seen = Vec::new();
     let mut batches = 0;
     loop {
-        let end = source.latest_offset(&start, ReadLimit::Configured).expect("latest");
+        let end = source
+            .latest_offset(&start, ReadLimit::Configured)
+            .expect("latest");
         if end == start {
             break;
         }
@@ -76,17 +86,19 @@ fn batches_are_exact_offset_ranges_and_reruns_repeat_them() {
         assert_eq!(Some(read.len() as u64), source.rows_between(&start, &end));
         // A rerun of the same range (a crash before commit) reads the same messages.
         let mut fresh = KafkaSource::new(&map, true).expect("source");
-        assert_eq!(rows(&fresh.get_batch(&start, &end, &cancel).expect("rerun")), read);
+        assert_eq!(
+            rows(&fresh.get_batch(&start, &end, &cancel).expect("rerun")),
+            read
+        );
         seen.extend(read);
         start = end;
         batches += 1;
     }
     assert!(batches >= 4);
     seen.sort();
-    let expected: Vec<(i32, i64, String)> = (0..1_000)
-        .map(|i| ((i % 2) as i32, (i / 2) as i64, format!("m{i}")))
-        .collect::<Vec<_>>();
-    let mut expected = expected;
+    let mut expected: Vec<(i32, i64, String)> = (0..1_000i64)
+        .map(|i| (i32::from(i % 2 == 1), i / 2, format!("m{i}")))
+        .collect();
     expected.sort();
     assert_eq!(seen, expected);
 }

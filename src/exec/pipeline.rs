@@ -367,7 +367,10 @@ fn parses_json(op: &Op) -> bool {
             | ExprNode::Sort { expr, .. } => calls(expr),
             ExprNode::Binary { left, right, .. } => calls(left) || calls(right),
             ExprNode::In { expr, values } => calls(expr) || values.iter().any(calls),
-            ExprNode::Case { branches, otherwise } => {
+            ExprNode::Case {
+                branches,
+                otherwise,
+            } => {
                 branches.iter().any(|(c, v)| calls(c) || calls(v))
                     || otherwise.as_deref().is_some_and(calls)
             }

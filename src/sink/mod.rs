@@ -4,6 +4,7 @@
 pub mod console;
 pub mod kafka;
 pub mod memory;
+pub mod parquet;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;

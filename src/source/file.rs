@@ -25,6 +25,9 @@ use crate::expr::from_json::parse_rows;
 use crate::expr::types::arrow_schema;
 use crate::expr::ExprMetrics;
 use crate::illegal;
+use crate::sink::parquet::{
+    committed_files, unescape_path_name, DEFAULT_PARTITION_NAME, METADATA_DIR,
+};
 
 /// The file formats the source reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +107,17 @@ impl FileSource {
 
     /// Lists files not seen before, oldest first, and appends them to the ordered list.
     fn discover(&mut self) -> Result<()> {
+        // A folder written by our file sink is read through its manifest: exactly the
+        // committed files, in commit order.
+        if self.dir.join(METADATA_DIR).is_dir() {
+            for relative in committed_files(&self.dir)? {
+                let path = self.dir.join(relative);
+                if self.seen.insert(path.clone()) {
+                    self.files.push(path);
+                }
+            }
+            return Ok(());
+        }
         let mut fresh = Vec::new();
         list_files(&self.dir, &mut fresh)?;
         let mut fresh: Vec<(std::time::SystemTime, PathBuf)> = fresh
@@ -158,31 +172,68 @@ impl FileSource {
                 let batches = reader
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| Error::Source(format!("{}: {e}", path.display())))?;
-                batches.iter().map(|b| conform(b, &self.schema)).collect()
+                let partitions = hive_partitions(&self.dir, path);
+                batches
+                    .iter()
+                    .map(|b| conform(b, &self.schema, &partitions))
+                    .collect()
             }
         }
     }
 }
 
-/// Casts a batch to the source schema by column name (Parquet files may differ slightly).
-fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+/// Casts a batch to the source schema by column name (Parquet files may differ slightly);
+/// Hive partition columns come from the file's folders.
+fn conform(
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+    partitions: &[(String, Option<String>)],
+) -> Result<RecordBatch> {
     let columns = schema
         .fields()
         .iter()
         .map(|field| match batch.column_by_name(field.name()) {
             Some(column) => Ok(arrow::compute::cast(column, field.data_type())?),
-            None => Ok(arrow::array::new_null_array(
-                field.data_type(),
-                batch.num_rows(),
-            )),
+            None => match partitions.iter().find(|(name, _)| name == field.name()) {
+                Some((_, value)) => {
+                    let text = StringArray::from(vec![value.clone(); batch.num_rows()]);
+                    Ok(arrow::compute::cast(&text, field.data_type())?)
+                }
+                None => Ok(arrow::array::new_null_array(
+                    field.data_type(),
+                    batch.num_rows(),
+                )),
+            },
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
+/// The `column=value` folders between `dir` and `file`, unescaped as Spark writes them.
+fn hive_partitions(dir: &Path, file: &Path) -> Vec<(String, Option<String>)> {
+    let relative = file.strip_prefix(dir).unwrap_or(file);
+    relative
+        .parent()
+        .into_iter()
+        .flat_map(Path::components)
+        .filter_map(|part| {
+            let part = part.as_os_str().to_string_lossy();
+            let (name, value) = part.split_once('=')?;
+            let value = (value != DEFAULT_PARTITION_NAME).then(|| unescape_path_name(value));
+            Some((unescape_path_name(name), value))
+        })
+        .collect()
+}
+
 fn parquet_schema(dir: &Path) -> Result<SchemaRef> {
     let mut files = Vec::new();
-    list_files(dir, &mut files)?;
+    if dir.join(METADATA_DIR).is_dir() {
+        for relative in committed_files(dir)? {
+            files.push((std::time::UNIX_EPOCH, dir.join(relative)));
+        }
+    } else {
+        list_files(dir, &mut files)?;
+    }
     let (_, first) = files.into_iter().min().ok_or_else(|| {
         illegal!(
             "Unable to infer the schema of Parquet files in {}: it has none yet; give .schema(...)",
@@ -190,9 +241,20 @@ fn parquet_schema(dir: &Path) -> Result<SchemaRef> {
         )
     })?;
     let file = File::open(&first).map_err(|e| Error::io("cannot open", &first, e))?;
-    Ok(ParquetRecordBatchReaderBuilder::try_new(file)?
+    let schema = ParquetRecordBatchReaderBuilder::try_new(file)?
         .schema()
-        .clone())
+        .clone();
+    let mut fields: Vec<arrow::datatypes::FieldRef> = schema.fields().iter().cloned().collect();
+    for (name, _) in hive_partitions(dir, &first) {
+        if schema.field_with_name(&name).is_err() {
+            fields.push(Arc::new(arrow::datatypes::Field::new(
+                name,
+                arrow::datatypes::DataType::Utf8,
+                true,
+            )));
+        }
+    }
+    Ok(Arc::new(arrow::datatypes::Schema::new(fields)))
 }
 
 /// Lists data files under `dir`, skipping hidden and temporary files as Spark does.

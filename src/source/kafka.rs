@@ -332,13 +332,13 @@ impl KafkaSource {
         // Partitions without data in this batch may stay assigned: what they deliver is
         // buffered for a later batch.
         let ready = starts.iter().all(|(tp, start)| {
-                let next_buffered = self
-                    .buffered
-                    .get(tp)
-                    .and_then(|b| b.front())
-                    .map(|m| m.offset);
-                next_buffered.or_else(|| self.positions.get(tp).copied()) == Some(*start)
-            });
+            let next_buffered = self
+                .buffered
+                .get(tp)
+                .and_then(|b| b.front())
+                .map(|m| m.offset);
+            next_buffered.or_else(|| self.positions.get(tp).copied()) == Some(*start)
+        });
         if ready {
             return Ok(());
         }

@@ -176,7 +176,10 @@ impl AggregateOperator {
 
     /// The earliest end of any open window or session: the watermark that would close one.
     pub fn earliest_end(&self) -> Option<i64> {
-        let windows = self.windows.values().flat_map(|w| w.keys().map(|&(_, end)| end));
+        let windows = self
+            .windows
+            .values()
+            .flat_map(|w| w.keys().map(|&(_, end)| end));
         let sessions = self
             .sessions
             .values()
