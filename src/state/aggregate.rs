@@ -300,7 +300,7 @@ impl AggregateOperator {
             }
             None => None,
         };
-        let inputs: Vec<(Option<InputColumn>, Option<InputColumn>)> = self
+        let inputs: Vec<AggInputs> = self
             .aggs
             .iter()
             .map(|agg| -> Result<_> {
@@ -337,22 +337,10 @@ impl AggregateOperator {
                 event_time,
                 arrival: (batch_id << 32) | row as u64,
             };
-            let mut values = Vec::with_capacity(self.aggs.len());
-            for (arg, second) in &inputs {
-                let value = match arg {
-                    Some(column) => column.value(row)?,
-                    None => Value::Null,
-                };
-                let second = match second {
-                    Some(column) => column.value(row)?,
-                    None => Value::Null,
-                };
-                values.push((value, second));
-            }
             match &self.grouping {
                 Grouping::Plain => {
                     let group = group_in(&mut self.windows, key, (0, 0), &self.aggs);
-                    update_group(group, &self.aggs, values, order);
+                    update_group(group, &self.aggs, &inputs, row, order)?;
                     stats.rows_updated += 1;
                 }
                 Grouping::Time(spec) => {
@@ -367,7 +355,7 @@ impl AggregateOperator {
                         let aggs = &self.aggs;
                         let group =
                             group_in(&mut self.windows, key, (bounds.start, bounds.end), aggs);
-                        update_group(group, aggs, values.clone(), order);
+                        update_group(group, aggs, &inputs, row, order)?;
                         stats.rows_updated += 1;
                     }
                     window_buffer = windows;
@@ -379,7 +367,7 @@ impl AggregateOperator {
                         continue;
                     }
                     let mut group = new_group(&self.aggs);
-                    update_group(&mut group, &self.aggs, values, order);
+                    update_group(&mut group, &self.aggs, &inputs, row, order)?;
                     let sessions = match self.sessions.get_mut(key) {
                         Some(sessions) => sessions,
                         None => self.sessions.entry(key.into()).or_default(),
@@ -567,11 +555,30 @@ fn new_group(aggs: &[AggSlot]) -> Group {
     }
 }
 
-fn update_group(group: &mut Group, aggs: &[AggSlot], values: Vec<(Value, Value)>, order: RowOrder) {
+/// Input columns of one aggregate: its argument and max_by/min_by's ordering.
+type AggInputs = (Option<InputColumn>, Option<InputColumn>);
+
+/// Adds row `row` to a group, reading each aggregate's inputs straight from the columns.
+fn update_group(
+    group: &mut Group,
+    aggs: &[AggSlot],
+    inputs: &[AggInputs],
+    row: usize,
+    order: RowOrder,
+) -> Result<()> {
     group.dirty = true;
-    for ((acc, agg), (value, second)) in group.accs.iter_mut().zip(aggs).zip(values) {
+    for ((acc, agg), (arg, second)) in group.accs.iter_mut().zip(aggs).zip(inputs) {
+        let value = match arg {
+            Some(column) => column.value(row)?,
+            None => Value::Null,
+        };
+        let second = match second {
+            Some(column) => column.value(row)?,
+            None => Value::Null,
+        };
         acc.update(&agg.kind, value, second, order);
     }
+    Ok(())
 }
 
 fn window_fields() -> Fields {
