@@ -618,32 +618,26 @@ impl Source for KafkaSource {
                     let partition = (message.topic().to_string(), message.partition());
                     let offset = message.offset();
                     self.positions.insert(partition.clone(), offset + 1);
-                    let Some(&until) = pending.get(&partition) else {
-                        // Past this batch's end (or a partition not in it): keep for later.
-                        self.buffered
-                            .entry(partition)
-                            .or_default()
-                            .push_back(Buffered {
-                                offset,
-                                key: message.key().map(<[u8]>::to_vec),
-                                value: message.payload().map(<[u8]>::to_vec),
-                                timestamp: timestamp_of(message.timestamp()),
-                            });
-                        continue;
+                    let until = match pending.get(&partition).copied() {
+                        Some(until) if offset < until => until,
+                        reached => {
+                            // Past this batch's end (or a partition not in it): keep it for a
+                            // later batch instead of fetching it again.
+                            self.buffered
+                                .entry(partition.clone())
+                                .or_default()
+                                .push_back(Buffered {
+                                    offset,
+                                    key: message.key().map(<[u8]>::to_vec),
+                                    value: message.payload().map(<[u8]>::to_vec),
+                                    timestamp: timestamp_of(message.timestamp()),
+                                });
+                            if reached.is_some() {
+                                pending.remove(&partition);
+                            }
+                            continue;
+                        }
                     };
-                    if offset >= until {
-                        self.buffered
-                            .entry(partition.clone())
-                            .or_default()
-                            .push_back(Buffered {
-                                offset,
-                                key: message.key().map(<[u8]>::to_vec),
-                                value: message.payload().map(<[u8]>::to_vec),
-                                timestamp: timestamp_of(message.timestamp()),
-                            });
-                        pending.remove(&partition);
-                        continue;
-                    }
                     columns.key.append_option(message.key());
                     columns.value.append_option(message.payload());
                     columns.push_meta(
