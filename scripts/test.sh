@@ -7,6 +7,9 @@ cd "$ROOT"
 VENV="$(mktemp -d)/venv"
 export VENV
 source scripts/bootstrap.sh
+# PySpark and its Kafka connector, for the differential tests against Spark (both cached after
+# the first run: a few seconds).
+scripts/pyspark.sh --venv "$VENV" >/dev/null
 step() { printf '\n== %s\n' "$*" >&2; }
 
 step "cargo fmt --check"
