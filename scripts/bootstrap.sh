@@ -31,3 +31,6 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 "$VENV/bin/pip" install -q --upgrade pip >/dev/null
 "$VENV/bin/pip" install -q "maturin>=1.7,<2" "pyarrow>=15" pandas pytest ruff mypy
+# The forecast extra (Prophet ships its compiled Stan model in the wheel) and what CI needs to
+# execute the notebooks headlessly.
+"$VENV/bin/pip" install -q prophet matplotlib nbclient nbformat ipykernel
