@@ -289,7 +289,10 @@ def _prophet_class() -> Any:
     # Prophet logs an error at import when plotly (its optional interactive plots) is absent.
     logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
     try:
-        from prophet import Prophet
+        with warnings.catch_warnings():
+            # tqdm (through cmdstanpy) warns at import when ipywidgets is absent.
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            from prophet import Prophet
     except ImportError as err:  # pragma: no cover - exercised only without the extra
         raise ImportError(f"ferrostream.forecast needs Prophet: {_INSTALL_HINT}") from err
     return Prophet
