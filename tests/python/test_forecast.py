@@ -328,11 +328,16 @@ def test_live_forecast_through_foreach_batch(spark: SparkSession, tmp_path: Path
         assert query.isActive
     finally:
         query.stop()
-    # Append emits closed hours: 0..71 by the end; refits after the 2nd batch with candles.
-    assert len(live.candles) == 72
-    assert live.fits >= 1
+    # The last tick is at hour 72, so the watermark is 71:00 and append has emitted the hours
+    # that ended by then: 0..70. Refits after every 2nd batch that brought candles.
+    # Batches with candles: hours 0..22, 23..46, 47..70; the refit ran after the second.
+    assert len(live.candles) == 71
+    assert (live.batches_seen, live.fits) == (3, 1)
     assert live.forecast is not None
-    assert live.forecast["yhat"].iloc[0] == pytest.approx(100.0 + 72, abs=2.0)
+    assert live.forecast["ds"].iloc[0] == BASE + pd.Timedelta(hours=47)
+    latest = live.refit()  # on demand, after the query
+    assert latest["ds"].iloc[0] == BASE + pd.Timedelta(hours=71)
+    assert latest["yhat"].iloc[0] == pytest.approx(100.0 + 71, abs=2.0)
 
 
 def test_plots_are_written_as_png(tmp_path: Path) -> None:
