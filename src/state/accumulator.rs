@@ -151,7 +151,8 @@ impl AggKind {
             AggKind::SumInt => Acc::SumInt(None),
             AggKind::SumFloat => Acc::SumFloat(None),
             AggKind::Count | AggKind::CountRows => Acc::Count(0),
-            AggKind::Avg | AggKind::Stddev => Acc::Moments {
+            AggKind::Avg => Acc::Mean { n: 0, sum: 0.0 },
+            AggKind::Stddev => Acc::Moments {
                 n: 0,
                 mean: 0.0,
                 m2: 0.0,
@@ -184,7 +185,17 @@ pub enum Acc {
     SumFloat(Option<f64>),
     /// A count.
     Count(i64),
-    /// Count, mean and squared deviations (Welford), for avg and stddev.
+    /// Count and plain sum, for avg: Spark's `Average` divides the double sum by the count, so
+    /// a running mean would differ from it in the last bits.
+    Mean {
+        /// Values seen.
+        n: i64,
+        /// Their sum.
+        sum: f64,
+    },
+    /// Count, mean and squared deviations, for stddev (and avg in snapshots written before
+    /// `Mean` existed), updated with the formulas of Spark's `CentralMomentAgg`, so results
+    /// agree with Spark's to the bit.
     Moments {
         /// Values seen.
         n: i64,
@@ -246,12 +257,19 @@ impl Acc {
             }
             (Acc::Count(count), AggKind::CountRows) => *count += 1,
             (Acc::Count(count), _) if !value.is_null() => *count += 1,
+            (Acc::Mean { n, sum }, _) => {
+                if let Some(v) = value.as_f64() {
+                    *n += 1;
+                    *sum += v;
+                }
+            }
             (Acc::Moments { n, mean, m2 }, _) => {
                 if let Some(v) = value.as_f64() {
                     *n += 1;
                     let delta = v - *mean;
-                    *mean += delta / *n as f64;
-                    *m2 += delta * (v - *mean);
+                    let delta_n = delta / *n as f64;
+                    *mean += delta_n;
+                    *m2 += delta * (delta - delta_n);
                 }
             }
             (Acc::By(current), _) => {
@@ -305,6 +323,10 @@ impl Acc {
                 }
             }
             (Acc::Count(a), Acc::Count(b)) => *a += b,
+            (Acc::Mean { n, sum }, Acc::Mean { n: n2, sum: sum2 }) => {
+                *n += n2;
+                *sum += sum2;
+            }
             (
                 Acc::Moments { n, mean, m2 },
                 Acc::Moments {
@@ -318,8 +340,9 @@ impl Acc {
                 }
                 let total = *n + n2;
                 let delta = mean2 - *mean;
-                *m2 += m22 + delta * delta * (*n as f64) * (n2 as f64) / total as f64;
-                *mean += delta * n2 as f64 / total as f64;
+                let delta_n = delta / total as f64;
+                *m2 += m22 + delta * delta_n * (*n as f64) * (n2 as f64);
+                *mean += delta_n * n2 as f64;
                 *n = total;
             }
             (this @ Acc::By(_), Acc::By(Some((second, value)))) => this.update(
@@ -344,6 +367,8 @@ impl Acc {
             Acc::SumInt(sum) => sum.map_or(Value::Null, Value::Int),
             Acc::SumFloat(sum) => sum.map_or(Value::Null, Value::Float),
             Acc::Count(count) => Value::Int(*count),
+            Acc::Mean { n, sum } if *n > 0 => Value::Float(sum / *n as f64),
+            Acc::Mean { .. } => Value::Null,
             Acc::Moments { n, mean, m2 } => match kind {
                 AggKind::Avg if *n > 0 => Value::Float(*mean),
                 AggKind::Stddev if *n > 1 => Value::Float((m2 / (*n - 1) as f64).sqrt()),

@@ -223,10 +223,10 @@ class DataFrame:
         """The rows as :class:`Row` objects."""
         table = self._collect_arrow()
         names = table.column_names
-        return [
-            Row(**dict(zip(names, values)))
-            for values in zip(*[c.to_pylist() for c in table.columns])
+        columns = [
+            [_python_value(v, column.type) for v in column.to_pylist()] for column in table.columns
         ]
+        return [Row(**dict(zip(names, values))) for values in zip(*columns)]
 
     def count(self) -> int:
         """The number of rows."""
@@ -364,6 +364,31 @@ class GroupedData:
     def max(self, *cols: str) -> DataFrame:
         """Maximums per group."""
         return self._simple("max", cols)
+
+
+def _python_value(value: Any, arrow_type: Any) -> Any:
+    """A value as PySpark's ``collect`` gives it: structs as :class:`Row`, maps as dicts."""
+    import pyarrow as pa
+
+    if value is None:
+        return None
+    if pa.types.is_struct(arrow_type):
+        return Row(
+            **{
+                arrow_type.field(i).name: _python_value(
+                    value.get(arrow_type.field(i).name), arrow_type.field(i).type
+                )
+                for i in range(arrow_type.num_fields)
+            }
+        )
+    if pa.types.is_map(arrow_type):
+        return {
+            _python_value(k, arrow_type.key_type): _python_value(v, arrow_type.item_type)
+            for k, v in value
+        }
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return [_python_value(v, arrow_type.value_type) for v in value]
+    return value
 
 
 def _is_streaming(plan: Plan) -> bool:
