@@ -9,6 +9,7 @@ cross as Arrow through the PyCapsule interface.
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ferrostream.errors import PySparkTypeError
@@ -116,7 +117,7 @@ class DataFrame:
 
     def selectExpr(self, *expr: Union[str, List[str]]) -> DataFrame:
         """Projects SQL expressions: ``df.selectExpr("CAST(value AS STRING) AS json")``."""
-        return self._derive("project", exprs=[{"kind": "sql", "text": e} for e in _columns(expr)])
+        return self._derive("project", exprs=[_sql_expr(e) for e in _columns(expr)])
 
     def withColumn(self, colName: str, col: Column) -> DataFrame:
         """Adds or replaces a column: ``df.withColumn("ts", timestamp_millis("event_time"))``."""
@@ -161,8 +162,25 @@ class DataFrame:
         return self.groupBy().agg(*exprs)
 
     def dropDuplicates(self, subset: Optional[List[str]] = None) -> DataFrame:
-        """Drops duplicate rows (by ``subset`` columns)."""
-        return self._derive("dedup", columns=subset)
+        """Drops duplicate rows (by ``subset`` columns, keeping the first row of each).
+
+        >>> df.dropDuplicates(["symbol", "event_time"])
+        """
+        if self.isStreaming:
+            return self._derive("dedup", columns=subset)
+        # A batch frame: a grouping by the key columns, the first row's other values.
+        from ferrostream.sql import functions as F
+
+        keys = list(subset) if subset else list(self.columns)
+        unknown = [k for k in keys if k not in self.columns]
+        if unknown:
+            return self._derive("dedup", columns=subset)  # the engine names the column
+        others = [c for c in self.columns if c not in keys]
+        if others:
+            grouped = self.groupBy(*keys).agg(*[F.first(c).alias(c) for c in others])
+            return grouped.select(*[F.col(c) for c in self.columns])
+        marker = "__ferrostream_rows"
+        return self.groupBy(*keys).agg(F.count("*").alias(marker)).drop(marker)
 
     drop_duplicates = dropDuplicates
 
@@ -248,7 +266,8 @@ class DataFrame:
     def show(self, n: int = 20, truncate: Union[bool, int] = True, vertical: bool = False) -> None:
         """Prints the first ``n`` rows as Spark's text table."""
         width = 20 if truncate is True else (0 if truncate is False else int(truncate))
-        print(self._session._inner.show_string(self._json(), n, width), end="")
+        # PySpark prints showString's text with print(), so a blank line follows the table.
+        print(self._session._inner.show_string(self._json(), n, width))
 
     def createOrReplaceTempView(self, name: str) -> None:
         """Registers the frame as a view for :meth:`SparkSession.sql` and ``table()``."""
@@ -364,6 +383,35 @@ class GroupedData:
     def max(self, *cols: str) -> DataFrame:
         """Maximums per group."""
         return self._simple("max", cols)
+
+
+_ALIAS = re.compile(r"(?is)^(.*\S)\s+AS\s+(`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
+def _sql_expr(text: str) -> Dict[str, Any]:
+    """A ``selectExpr`` string; a trailing ``AS name`` names the column, as in Spark."""
+    match = _ALIAS.match(text)
+    if match and _balanced(match.group(1)):
+        name = match.group(2).strip("`")
+        return {"kind": "alias", "expr": {"kind": "sql", "text": match.group(1)}, "name": name}
+    return {"kind": "sql", "text": text}
+
+
+def _balanced(text: str) -> bool:
+    """Whether parentheses and quotes close, so a trailing AS is not inside a CAST(... AS t)."""
+    depth, quote = 0, ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"`":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0 and not quote
 
 
 def _python_value(value: Any, arrow_type: Any) -> Any:

@@ -476,7 +476,20 @@ def count_distinct(col: ColumnOrName, *cols: ColumnOrName) -> Column:
     >>> count_distinct("symbol")
     Column<'count(DISTINCT symbol)'>
     """
-    return _agg("count_distinct", col, *cols, distinct=True)
+    if not cols:
+        return _agg("count_distinct", col, distinct=True)
+    # Spark counts the distinct combinations in which no value is null. The engine counts one
+    # value, so a combination becomes one value: its JSON text, null when any part is null.
+    parts = [col, *cols]
+    every_present = None
+    for part in parts:
+        present = (column(part) if isinstance(part, str) else part).isNotNull()
+        every_present = present if every_present is None else every_present & present
+    assert every_present is not None
+    combined = when(every_present, to_json(struct(*parts)))
+    label = ", ".join(p if isinstance(p, str) else str(p._expr.get("name", p)) for p in parts)
+    counted = _agg("count_distinct", combined, distinct=True)
+    return Column({"kind": "alias", "expr": counted._expr, "name": f"count(DISTINCT {label})"})
 
 
 countDistinct = count_distinct
