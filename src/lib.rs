@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod exec;
 pub mod expr;
+pub mod ingest;
 pub mod plan;
 pub mod session;
 pub mod show;

@@ -22,6 +22,7 @@ use crate::plan::{validate_streaming, Leaf, Op, OutputMode, Plan};
 use crate::sink::console::ConsoleSink;
 use crate::sink::memory::{MemorySink, MemoryTable};
 use crate::sink::Sink;
+use crate::source::binance::{binance_schema, stream_kind, BinanceSource};
 use crate::source::file::{file_format, FileSource};
 use crate::source::kafka::{kafka_schema, KafkaSource};
 use crate::source::memory::MemoryStream;
@@ -167,6 +168,9 @@ impl Session {
     fn leaf_schema(&self, leaf: &Leaf, metrics: &Arc<ExprMetrics>) -> Result<SchemaRef> {
         match leaf {
             Leaf::Source { format, .. } if format == "kafka" => Ok(kafka_schema()),
+            Leaf::Source {
+                format, options, ..
+            } if format == "binance" => Ok(binance_schema(stream_kind(options)?)),
             Leaf::Source { .. } => Ok(self.open_source(leaf, metrics)?.schema()),
             Leaf::Table(name) => {
                 if let Some(table) = self.tables.read().map_err(poisoned)?.get(name) {
@@ -212,6 +216,7 @@ impl Session {
         Ok(match format.as_str() {
             "kafka" => Box::new(KafkaSource::new(options, *streaming)?),
             "rate" => Box::new(RateSource::new(options, Arc::clone(&self.clock))?),
+            "binance" => Box::new(BinanceSource::new(options)?),
             "memory" => {
                 let id: u64 = options
                     .get("id")
@@ -238,8 +243,8 @@ impl Session {
                 )?),
                 None => {
                     return Err(illegal!(
-                        "unknown source format '{other}'; supported: kafka, json, csv, parquet, \
-                         rate, memory"
+                        "unknown source format '{other}'; supported: kafka, binance, json, csv, \
+                         parquet, rate, memory"
                     ))
                 }
             },

@@ -3,6 +3,7 @@
 //! through the PyCapsule interface (pyo3-arrow), and blocking calls release the GIL.
 
 mod errors;
+mod ingest;
 mod kafka;
 mod query;
 mod session;
@@ -16,5 +17,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     session::register(m)?;
     query::register(m)?;
     kafka::register(m)?;
+    ingest::register(m)?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! same rows, which is what makes a rerun after a crash produce the same result. Offsets are
 //! JSON, as in Spark's offset log.
 
+pub mod binance;
 pub mod file;
 pub mod kafka;
 pub mod memory;
