@@ -94,14 +94,14 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.live and not live:
         print("ferrostream demo: Binance is not reachable (--live)", file=sys.stderr)
         return 1
+    expected: Dict[str, int] = {}
+    symbols: List[str] = []
     if consume_only:
-        symbols, stream, rest_url, ws_url = [], "trade", BINANCE_REST, BINANCE_WS
-        expected = {}
+        stream, rest_url, ws_url = "trade", BINANCE_REST, BINANCE_WS
         print(f"source: Kafka topic {args.topic} at {args.kafka} (another process produces)")
     elif live:
         symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
         stream, rest_url, ws_url = "trade", BINANCE_REST, BINANCE_WS
-        expected: Dict[str, int] = {}
         print(f"source: LIVE Binance trades for {', '.join(symbols)} ({ws_url})", flush=True)
     else:
         from ferrostream.replay import ReplayServer, demo_trades
@@ -143,7 +143,7 @@ def run_demo(args: argparse.Namespace) -> int:
             "feed": feed,
             "stats_interval": 0,
             "max_messages": replay.total_trades() if replay else None,
-            "duration": args.duration,
+            "duration": args.duration if live else None,
         }
 
         def run_producer() -> None:
@@ -343,6 +343,8 @@ def _print_summary(summary: Dict[str, Any]) -> None:
             f"{name}: {len(final)} final candles in {len(summary['files'][name])} Parquet "
             f"file(s) under {name}/"
         )
+    if not summary["final_candles"]["daily"]:
+        print("the daily candle is still open: the watermark has not passed the day's end")
     open_count = len(hourly) - len(summary["final_candles"]["hourly"])
     if open_count:
         print(

@@ -65,7 +65,7 @@ class Trade:
     is_buyer_maker: bool
 
 
-def load_agg_trades_zip(path: "os.PathLike[str] | str | io.BytesIO", symbol: str) -> List[Trade]:
+def load_agg_trades_zip(path: os.PathLike[str] | str | io.BytesIO, symbol: str) -> List[Trade]:
     """Reads a Binance ``aggTrades`` dump (``agg_trade_id, price, quantity, first_trade_id,
     last_trade_id, transact_time, is_buyer_maker``, header or not) from its zip."""
     with zipfile.ZipFile(path) as archive:
@@ -80,7 +80,7 @@ def load_agg_trades_zip(path: "os.PathLike[str] | str | io.BytesIO", symbol: str
     ]
 
 
-def load_trades_csv(path: "os.PathLike[str] | str", symbol: str) -> List[Trade]:
+def load_trades_csv(path: os.PathLike[str] | str, symbol: str) -> List[Trade]:
     """Reads a Binance spot ``trades`` dump (``id, price, qty, quote_qty, time,
     is_buyer_maker, is_best_match``, no header)."""
     with open(path, newline="", encoding="utf-8") as handle:
@@ -242,7 +242,7 @@ class ReplayServer:
         wanted = {s.upper() for s in symbols} if symbols is not None else set(self.trades)
         return sum(len(t) for s, t in self.trades.items() if s in wanted)
 
-    def start(self) -> "ReplayServer":
+    def start(self) -> ReplayServer:
         """Starts serving on a background thread; returns once the port is bound."""
         self._thread = threading.Thread(target=self._run, name="binance-replay", daemon=True)
         self._thread.start()
@@ -259,7 +259,7 @@ class ReplayServer:
         if self._thread is not None:
             self._thread.join(10)
 
-    def __enter__(self) -> "ReplayServer":
+    def __enter__(self) -> ReplayServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
