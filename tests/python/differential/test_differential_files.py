@@ -294,3 +294,23 @@ def test_files_appearing_while_running(
     ours = table_of(ferro_engine.spark.table(queries["ferrostream"][1]))
     assert spark_table[1]
     assert_same(spark_table, ours)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="dropDuplicates on streams (with a watermark) is not built in the engine yet "
+    "(src/exec/pipeline.rs raises AnalysisException); this passes when it is",
+)
+def test_stream_drop_duplicates_with_watermark(
+    pyspark_engine: Engine, ferro_engine: Engine, shuffled_ticks: Path, tmp_path: Path
+) -> None:
+    """The ticks carry exact duplicates: dropped on (symbol, event_time) within the watermark."""
+
+    def build(engine: Engine) -> Any:
+        ticks = P.with_event_time(engine, P.file_ticks(engine, shuffled_ticks))
+        return ticks.dropDuplicates(["symbol", "event_timestamp"]).select(
+            "symbol", "event_timestamp", "price"
+        )
+
+    spark_table, ours = both(pyspark_engine, ferro_engine, build, "append", AVAILABLE_NOW, tmp_path)
+    assert_same(spark_table, ours)
