@@ -515,7 +515,17 @@ impl Feed {
         while next < until {
             let limit = (until - next).min(1000);
             let path = format!("/api/v3/{endpoint}?symbol={symbol}&fromId={next}&limit={limit}");
-            let Reply::Json(Value::Array(rows)) = self.get(&path).await? else {
+            let reply = match self.get(&path).await {
+                Ok(reply) => reply,
+                Err(Halt::Stopped) => return Err(Halt::Stopped),
+                // An endpoint that refuses (say, one wanting an API key) costs the gap, not
+                // the stream.
+                Err(Halt::Failed(error)) => {
+                    log::warn!("binance: backfill of {symbol} failed: {error}");
+                    break;
+                }
+            };
+            let Reply::Json(Value::Array(rows)) = reply else {
                 break;
             };
             let mut advanced = false;
