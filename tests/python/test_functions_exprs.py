@@ -227,9 +227,13 @@ def test_count_star() -> None:
 def test_count_distinct() -> None:
     symbol = {"kind": "col", "name": "symbol"}
     assert F.count_distinct("symbol")._expr == agg("count_distinct", symbol, distinct=True)
-    assert F.countDistinct("symbol", F.col("price"))._expr == agg(
-        "count_distinct", symbol, PRICE, distinct=True
-    )
+    # Several columns: one value per combination (null when any part is null), as the engine
+    # counts one value; named as Spark names it.
+    several = F.countDistinct("symbol", F.col("price"))._expr
+    assert several["kind"] == "alias"
+    assert several["name"] == "count(DISTINCT symbol, price)"
+    assert several["expr"]["name"] == "count_distinct"
+    assert len(several["expr"]["args"]) == 1
 
 
 def test_first_and_last_take_ignorenulls() -> None:

@@ -38,7 +38,7 @@ def test_ohlc_staged_batches_update_and_append(
     hourly candles in append mode and daily candles in update mode, open/close included."""
     topic = unique_topic("diff")
     assert create_topic(kafka_bootstrap, topic, partitions=1)
-    batches = P.tick_batches(seed=41, ordered=True, batches=8)
+    batches = P.tick_batches(seed=41, ordered=True, batches=6)
     queries = []
     for engine in (pyspark_engine, ferro_engine):
         ticks = P.with_event_time(engine, P.kafka_ticks(engine, kafka_bootstrap, topic))
