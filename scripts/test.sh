@@ -36,6 +36,9 @@ step "ruff, mypy"
 "$VENV/bin/ruff" check python tests/python benches
 "$VENV/bin/ruff" format --check python tests/python benches
 "$VENV/bin/mypy"
+step "stubtest"
+# The stub of the Rust extension against the wheel just installed.
+"$VENV/bin/python" -m mypy.stubtest ferrostream._core --allowlist .mypy-stubtest-allowlist
 
 step "pytest"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider
