@@ -14,7 +14,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::util::display::array_value_to_string;
 use ferrostream::error::Error;
 use ferrostream::plan::OutputMode;
-use ferrostream::sink::parquet::{committed_files, ParquetSink};
+use ferrostream::sink::file::{committed_files, FileSink};
 use ferrostream::sink::Sink;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
@@ -56,7 +56,7 @@ fn ticks(rows: &[Tick]) -> RecordBatch {
     RecordBatch::try_new(tick_schema(), vec![symbol, price, ts, volume]).expect("valid batch")
 }
 
-fn sink(root: &Path, partition_by: &[&str], options: &[(&str, &str)]) -> ParquetSink {
+fn sink(root: &Path, partition_by: &[&str], options: &[(&str, &str)]) -> FileSink {
     try_sink(root, partition_by, options, tick_schema()).expect("sink")
 }
 
@@ -65,16 +65,16 @@ fn try_sink(
     partition_by: &[&str],
     options: &[(&str, &str)],
     schema: SchemaRef,
-) -> ferrostream::Result<ParquetSink> {
+) -> ferrostream::Result<FileSink> {
     let partition_by: Vec<String> = partition_by.iter().map(|s| s.to_string()).collect();
     let options: BTreeMap<String, String> = options
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    ParquetSink::new(root, &partition_by, &options, schema)
+    FileSink::new("parquet", root, &partition_by, &options, schema)
 }
 
-fn append(sink: &mut ParquetSink, batch_id: u64, batches: &[RecordBatch]) {
+fn append(sink: &mut FileSink, batch_id: u64, batches: &[RecordBatch]) {
     sink.add_batch(batch_id, &tick_schema(), batches, OutputMode::Append)
         .expect("batch written");
 }
@@ -794,4 +794,122 @@ fn bad_partition_columns_are_refused_with_their_name() {
     // Case-insensitive resolution, as Spark by default.
     let sink = try_sink(dir.path(), &["SYMBOL"], &[], tick_schema());
     assert!(sink.is_ok());
+}
+
+#[test]
+fn small_files_are_compacted_and_the_manifest_stays_exact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let mut sink = sink(root, &["symbol"], &[("minFilesToCompact", "5")]);
+    let mut input = Vec::new();
+    for batch_id in 0..23u64 {
+        let price = batch_id as f64;
+        let batch = ticks(&[
+            (Some("BTCUSDT"), price, batch_id as i64 * 1_000_000, 1),
+            (Some("ETHUSDT"), price, batch_id as i64 * 1_000_000, 2),
+        ]);
+        append(&mut sink, batch_id, std::slice::from_ref(&batch));
+        input.push(batch);
+        // After every commit: the committed rows are exactly the input so far, and the
+        // folders hold exactly the committed files (nothing a listing reader would see twice).
+        let order = ["symbol", "price", "ts", "volume"];
+        assert_eq!(committed_rows(root, &order), input_rows(&input, &order));
+        let committed: BTreeSet<PathBuf> = committed_files(root)
+            .expect("manifests")
+            .into_iter()
+            .collect();
+        let on_disk: BTreeSet<PathBuf> = data_file_names(root).into_iter().collect();
+        assert_eq!(committed, on_disk, "after batch {batch_id}");
+    }
+    // 23 one-row files per symbol would be there without compaction; with a compaction at
+    // every 5th small file, each folder holds at most 4.
+    for symbol in ["BTCUSDT", "ETHUSDT"] {
+        let files = committed_files(root)
+            .expect("manifests")
+            .into_iter()
+            .filter(|p| p.starts_with(format!("symbol={symbol}")))
+            .count();
+        assert!(files < 5, "{symbol}: {files} files");
+    }
+    // A restarted sink knows the live files and keeps compacting from there.
+    let mut again = sink_again(root);
+    append(&mut again, 23, &[ticks(&[(Some("BTCUSDT"), 99.0, 0, 3)])]);
+    assert_eq!(committed_rows(root, &["symbol"]).len(), 47);
+}
+
+fn sink_again(root: &Path) -> FileSink {
+    sink(root, &["symbol"], &[("minFilesToCompact", "5")])
+}
+
+#[test]
+fn files_a_committed_compaction_replaced_are_deleted_on_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let mut first = sink(root, &[], &[("minFilesToCompact", "3")]);
+    for batch_id in 0..2u64 {
+        append(
+            &mut first,
+            batch_id,
+            &[ticks(&[(Some("A"), 1.0, 0, batch_id as i64)])],
+        );
+    }
+    let before: Vec<PathBuf> = data_file_names(root);
+    assert_eq!(before.len(), 2);
+    // Keep copies of the two small files, compact them away, then put them back as if a
+    // crash had struck between the manifest and the deletion.
+    let saved: Vec<(PathBuf, Vec<u8>)> = before
+        .iter()
+        .map(|p| (p.clone(), fs::read(root.join(p)).expect("read")))
+        .collect();
+    append(&mut first, 2, &[ticks(&[(Some("A"), 1.0, 0, 2)])]);
+    assert_eq!(data_file_names(root).len(), 1);
+    for (path, bytes) in &saved {
+        fs::write(root.join(path), bytes).expect("restore");
+    }
+    let _restarted = sink(root, &[], &[("minFilesToCompact", "3")]);
+    assert_eq!(data_file_names(root).len(), 1);
+    assert_eq!(committed_rows(root, &["volume"]).len(), 3);
+}
+
+#[test]
+fn json_and_csv_sinks_write_committed_files() {
+    for (format, suffix) in [("json", ".json"), ("csv", ".csv")] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let options: BTreeMap<String, String> = [("header".to_string(), "true".to_string())].into();
+        let mut sink = FileSink::new(
+            format,
+            root,
+            &["symbol".to_string()],
+            &options,
+            tick_schema(),
+        )
+        .expect("sink");
+        append(
+            &mut sink,
+            0,
+            &[ticks(&[
+                (Some("BTCUSDT"), 1.5, 0, 7),
+                (Some("ETHUSDT"), 2.5, 0, 8),
+            ])],
+        );
+        let files = committed_files(root).expect("manifests");
+        assert_eq!(files.len(), 2, "{format}");
+        let btc = files
+            .iter()
+            .find(|p| p.starts_with("symbol=BTCUSDT"))
+            .expect("BTCUSDT file");
+        assert!(btc.to_string_lossy().ends_with(suffix));
+        let text = fs::read_to_string(root.join(btc)).expect("read");
+        match format {
+            "json" => assert_eq!(
+                text.trim(),
+                r#"{"price":1.5,"ts":"1970-01-01T00:00:00Z","volume":7}"#
+            ),
+            _ => assert_eq!(
+                text.lines().collect::<Vec<_>>(),
+                ["price,ts,volume", "1.5,1970-01-01T00:00:00.000+00:00,7"]
+            ),
+        }
+    }
 }

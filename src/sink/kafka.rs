@@ -1,5 +1,6 @@
 //! The Kafka sink (`write` / `writeStream.format("kafka")`), as Spark's: a `value` column
-//! (string or binary), optional `key`, `topic` (or the `topic` option) and `partition`.
+//! (string or binary), optional `key`, `topic` (or the `topic` option), `partition` and
+//! `headers` (`array<struct<key: string, value: binary>>`).
 //! Like Spark's it is at-least-once: a batch rerun after a crash is produced again. Also the
 //! topic creation the producer command and tests use.
 
@@ -12,6 +13,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::Sink;
@@ -21,6 +23,50 @@ use crate::plan::OutputMode;
 use crate::source::kafka::client_config;
 use crate::source::options::{redact, Options};
 use crate::{analysis, illegal};
+
+/// The `headers` column: a list of `(key, value)` structs per row.
+struct HeaderColumn {
+    lists: arrow::array::ListArray,
+}
+
+impl HeaderColumn {
+    fn new(column: &ArrayRef) -> Result<Self> {
+        let fail = || {
+            analysis!(
+                "kafka sink: column 'headers' must be array<struct<key: string, value: binary>>, \
+                 got {}",
+                column.data_type()
+            )
+        };
+        let lists = column.as_list_opt::<i32>().ok_or_else(fail)?.clone();
+        let entries = lists.values().as_struct_opt().ok_or_else(fail)?;
+        let names: Vec<&str> = entries.fields().iter().map(|f| f.name().as_str()).collect();
+        if names != ["key", "value"] {
+            return Err(fail());
+        }
+        Ok(HeaderColumn { lists })
+    }
+
+    /// The headers of one row (None when the row's list is null or empty).
+    fn row(&self, row: usize) -> Option<OwnedHeaders> {
+        if self.lists.is_null(row) {
+            return None;
+        }
+        let entries = self.lists.value(row);
+        let entries = entries.as_struct();
+        let keys = cast(entries.column(0), &DataType::Utf8).ok()?;
+        let values = cast(entries.column(1), &DataType::Binary).ok()?;
+        let (keys, values) = (keys.as_string::<i32>(), values.as_binary::<i32>());
+        let mut headers = OwnedHeaders::new_with_capacity(entries.len());
+        for i in 0..entries.len() {
+            headers = headers.insert(Header {
+                key: if keys.is_valid(i) { keys.value(i) } else { "" },
+                value: values.is_valid(i).then(|| values.value(i)),
+            });
+        }
+        (entries.len() > 0).then_some(headers)
+    }
+}
 
 /// Writes rows to Kafka.
 pub struct KafkaSink {
@@ -68,6 +114,9 @@ impl KafkaSink {
             let partitions = column("partition")
                 .map(|p| cast(&p, &DataType::Int32))
                 .transpose()?;
+            let headers = column("headers")
+                .map(|h| HeaderColumn::new(&h))
+                .transpose()?;
             for row in 0..batch.num_rows() {
                 let topic = match &topics {
                     Some(t) if t.is_valid(row) => t.as_string::<i32>().value(row).to_string(),
@@ -85,7 +134,8 @@ impl KafkaSink {
                     p.is_valid(row)
                         .then(|| p.as_primitive::<arrow::datatypes::Int32Type>().value(row))
                 });
-                self.send(&topic, key_bytes, value_bytes, partition)?;
+                let row_headers = headers.as_ref().and_then(|h| h.row(row));
+                self.send(&topic, key_bytes, value_bytes, partition, row_headers)?;
                 sent += 1;
             }
         }
@@ -101,6 +151,7 @@ impl KafkaSink {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         partition: Option<i32>,
+        headers: Option<OwnedHeaders>,
     ) -> Result<()> {
         loop {
             let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
@@ -112,6 +163,9 @@ impl KafkaSink {
             }
             if let Some(partition) = partition {
                 record = record.partition(partition);
+            }
+            if let Some(headers) = &headers {
+                record = record.headers(headers.clone());
             }
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),

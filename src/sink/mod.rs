@@ -2,9 +2,10 @@
 //! rerun after a crash is not written twice (Spark's `Sink.addBatch` contract).
 
 pub mod console;
+pub mod file;
+pub mod foreach_batch;
 pub mod kafka;
 pub mod memory;
-pub mod parquet;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;

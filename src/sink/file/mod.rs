@@ -1,5 +1,6 @@
-//! The Parquet file sink, as Spark's `FileStreamSink`: `writeStream.format("parquet")
-//! .partitionBy("symbol").option("path", dir)`, exactly once.
+//! The file sink, as Spark's `FileStreamSink`: `writeStream.format("parquet")
+//! .partitionBy("symbol").option("path", dir)`, exactly once; `json` and `csv` too
+//! (see `format.rs`).
 //!
 //! Layout of the output folder:
 //!
@@ -21,37 +22,37 @@
 //! and null or empty values go to `__HIVE_DEFAULT_PARTITION__`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ::parquet::arrow::ArrowWriter;
-use ::parquet::basic::{Compression, ZstdLevel};
-use ::parquet::file::properties::WriterProperties;
 use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow::buffer::NullBuffer;
 use arrow::compute::{cast, take_record_batch};
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 use arrow::row::{RowConverter, SortField};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use serde::{Deserialize, Serialize};
+
+mod compact;
+mod format;
+mod manifest;
+mod paths;
+
+pub use format::FileFormat;
+use format::PartWriter;
+pub use manifest::{committed_files, METADATA_DIR};
+use manifest::{Manifest, ManifestFile};
+pub use paths::{escape_path_name, unescape_path_name};
+use paths::{is_data_file_of, is_plain_name};
 
 use super::Sink;
+use crate::analysis;
 use crate::checkpoint::write_atomic;
 use crate::error::{Error, Result};
 use crate::plan::OutputMode;
-use crate::{analysis, illegal};
-
-/// The folder, under the output path, that holds one manifest per committed batch.
-/// Its leading `_` makes Spark, pyarrow and DuckDB skip it when they list the folder.
-pub const METADATA_DIR: &str = "_ferrostream_metadata";
 
 /// The folder name of a null or empty partition value (Hive's and Spark's).
 pub const DEFAULT_PARTITION_NAME: &str = "__HIVE_DEFAULT_PARTITION__";
-
-/// Spark's default zstd level (`parquet.compression.codec.zstd.level`).
-const ZSTD_LEVEL: i32 = 3;
 
 /// The longest folder or file name most file systems accept, in bytes.
 const MAX_NAME_BYTES: usize = 255;
@@ -59,71 +60,8 @@ const MAX_NAME_BYTES: usize = 255;
 /// Timestamps in partition folder names, as Spark casts them to strings.
 const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.f";
 
-/// A compression codec of the `compression` option.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Codec {
-    Zstd,
-    Snappy,
-    Uncompressed,
-}
-
-impl Codec {
-    const ACCEPTED: &'static str = "zstd, snappy, none, uncompressed";
-
-    fn parse(option: &str, value: &str) -> Result<Codec> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "zstd" => Ok(Codec::Zstd),
-            "snappy" => Ok(Codec::Snappy),
-            "none" | "uncompressed" => Ok(Codec::Uncompressed),
-            _ => Err(illegal!(
-                "Codec [{value}] of option '{option}' is not available for the parquet sink. \
-                 Available codecs are {}.",
-                Self::ACCEPTED
-            )),
-        }
-    }
-
-    fn compression(self) -> Result<Compression> {
-        Ok(match self {
-            Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?),
-            Codec::Snappy => Compression::SNAPPY,
-            Codec::Uncompressed => Compression::UNCOMPRESSED,
-        })
-    }
-
-    /// The file name suffix, as Spark names its files (`.zstd.parquet`; `.parquet` when
-    /// uncompressed).
-    fn suffix(self) -> &'static str {
-        match self {
-            Codec::Zstd => ".zstd.parquet",
-            Codec::Snappy => ".snappy.parquet",
-            Codec::Uncompressed => ".parquet",
-        }
-    }
-}
-
-/// Every suffix a data file of ours can carry, for recognising files of a crashed attempt.
-const SUFFIXES: [&str; 3] = [".zstd.parquet", ".snappy.parquet", ".parquet"];
-
-/// One committed batch: `_ferrostream_metadata/<batchId>`.
-#[derive(Debug, Serialize, Deserialize)]
-struct Manifest {
-    #[serde(rename = "batchId")]
-    batch_id: u64,
-    files: Vec<ManifestFile>,
-}
-
-/// One data file of a committed batch.
-#[derive(Debug, Serialize, Deserialize)]
-struct ManifestFile {
-    /// Relative to the output folder, `/`-separated.
-    path: String,
-    rows: u64,
-    bytes: u64,
-}
-
-/// The Parquet file sink.
-pub struct ParquetSink {
+/// The file sink (parquet, json or csv).
+pub struct FileSink {
     root: PathBuf,
     schema: SchemaRef,
     /// Input column indices of the partition columns, in `partitionBy` order.
@@ -137,38 +75,32 @@ pub struct ParquetSink {
     file_schema: SchemaRef,
     /// Groups rows by partition value (None when not partitioned).
     converter: Option<RowConverter>,
-    properties: WriterProperties,
-    codec: Codec,
+    format: FileFormat,
+    /// The committed files still part of the output, by partition folder.
+    live: BTreeMap<String, Vec<ManifestFile>>,
+    /// Small files in one folder that trigger a compaction (0: never).
+    min_files_to_compact: usize,
     /// Whether the next batch must first delete the files of an earlier, uncommitted
     /// attempt at it: true for the first batch of this sink (a restarted query reruns its
     /// uncommitted batch first) and after a failed batch.
     sweep_pending: bool,
 }
 
-impl ParquetSink {
-    /// A sink writing Parquet files under `path`, in Hive folders of the `partition_by`
-    /// columns, with Spark's writer `options` (keys case-insensitive; `compression`, or
-    /// `parquet.compression`: zstd (default), snappy, none, uncompressed; other options are
-    /// ignored, as Spark ignores options a format does not know).
+impl FileSink {
+    /// A sink writing `format` files (parquet, json, csv) under `path`, in Hive folders of
+    /// the `partition_by` columns, with Spark's writer `options` (keys case-insensitive;
+    /// parquet: `compression` or `parquet.compression`: zstd (default), snappy, none,
+    /// uncompressed; csv: `header`; other options are ignored, as Spark ignores options a
+    /// format does not know).
     pub fn new(
+        format: &str,
         path: &Path,
         partition_by: &[String],
         options: &BTreeMap<String, String>,
         schema: SchemaRef,
     ) -> Result<Self> {
-        let mut codec = Codec::Zstd;
-        let mut explicit = false;
-        for (key, value) in options {
-            match key.to_ascii_lowercase().as_str() {
-                "compression" => {
-                    codec = Codec::parse(key, value)?;
-                    explicit = true;
-                }
-                // Spark: `compression` wins over `parquet.compression`.
-                "parquet.compression" if !explicit => codec = Codec::parse(key, value)?,
-                _ => {}
-            }
-        }
+        let format = FileFormat::parse(format, options)?;
+        let min_files_to_compact = compact::min_files(&format, options)?;
 
         let partition_indices = resolve_partition_columns(&schema, partition_by)?;
         let data_indices: Vec<usize> = (0..schema.fields().len())
@@ -176,8 +108,9 @@ impl ParquetSink {
             .collect();
         if data_indices.is_empty() {
             return Err(analysis!(
-                "Cannot use all columns for partition columns: the parquet sink needs at least \
-                 one column that is not in partitionBy({})",
+                "Cannot use all columns for partition columns: the {} sink needs at least one \
+                 column that is not in partitionBy({})",
+                format.name(),
                 partition_by.join(", ")
             ));
         }
@@ -200,15 +133,18 @@ impl ParquetSink {
                 .collect();
             Some(RowConverter::new(fields)?)
         };
-        let properties = WriterProperties::builder()
-            .set_compression(codec.compression()?)
-            // Spec-compliant list/map field names and no Date64: readable by more readers.
-            .set_coerce_types(true)
-            .build();
+        format.check_schema(&file_schema)?;
 
         let metadata = path.join(METADATA_DIR);
         fs::create_dir_all(&metadata).map_err(|e| Error::io("cannot create", &metadata, e))?;
-        Ok(ParquetSink {
+        let (committed, removed) = manifest::live_files(path)?;
+        let mut live: BTreeMap<String, Vec<ManifestFile>> = BTreeMap::new();
+        for file in committed {
+            live.entry(file.folder().to_string())
+                .or_default()
+                .push(file);
+        }
+        let sink = FileSink {
             root: path.to_path_buf(),
             schema,
             partition_indices,
@@ -216,10 +152,13 @@ impl ParquetSink {
             data_indices,
             file_schema,
             converter,
-            properties,
-            codec,
+            format,
+            live,
+            min_files_to_compact,
             sweep_pending: true,
-        })
+        };
+        sink.remove_replaced(&removed);
+        Ok(sink)
     }
 
     fn manifest_path(&self, batch_id: u64) -> PathBuf {
@@ -238,7 +177,7 @@ impl ParquetSink {
                 .all(|(a, e)| a.name() == e.name());
         if !same_names {
             return Err(Error::Sink(format!(
-                "the parquet sink at {} was created for the columns [{}] but got a batch with \
+                "the file sink at {} was created for the columns [{}] but got a batch with \
                  [{}]",
                 self.root.display(),
                 column_names(&self.schema),
@@ -472,7 +411,7 @@ impl ParquetSink {
     }
 }
 
-impl Sink for ParquetSink {
+impl Sink for FileSink {
     fn add_batch(
         &mut self,
         batch_id: u64,
@@ -503,15 +442,8 @@ impl Sink for ParquetSink {
         // Until this batch commits, a retry must sweep again.
         self.sweep_pending = true;
 
-        // Why one file per partition value per batch, and no compaction: Spark writes one
-        // file per task and partition value, so a streaming query with many tasks and short
-        // triggers buries readers in tiny files. We run a batch as one task, so each batch
-        // writes at most one file per partition folder, however many record batches it
-        // came in, and an empty batch writes none; the number of files grows only with
-        // batches that produce rows. Merging old files (compaction) would have to rewrite
-        // committed files and the manifests that name them without breaking concurrent
-        // readers; it is left out on purpose, and a longer trigger interval is the remedy
-        // for a query whose batches each emit a few rows.
+        // One file per partition folder per batch, however many record batches it came in
+        // (an empty batch writes none); small files are compacted (see compact.rs).
         let mut files = BTreeMap::new();
         let mut done = Vec::new();
         let written = self
@@ -530,11 +462,14 @@ impl Sink for ParquetSink {
             }
         };
 
+        let compacted = self.compact(batch_id, entries, &mut done);
+
         // The commit: the manifest, once every file it names is in place.
-        let rows: u64 = entries.iter().map(|f| f.rows).sum();
+        let rows: u64 = compacted.entries.iter().map(|f| f.rows).sum();
         let manifest = Manifest {
             batch_id,
-            files: entries,
+            files: compacted.entries,
+            removed: compacted.removed,
         };
         let text = serde_json::to_vec(&manifest)
             .map_err(|e| Error::Sink(format!("cannot encode the manifest: {e}")))?;
@@ -547,6 +482,8 @@ impl Sink for ParquetSink {
         }
         sync_dir(&self.root.join(METADATA_DIR))?;
         self.sweep_pending = false;
+        self.remove_replaced(&manifest.removed);
+        self.record_commit(&manifest.files, &manifest.removed);
         log::debug!(
             "committed batch {batch_id} to {}: {} files, {rows} rows",
             self.root.display(),
@@ -566,18 +503,18 @@ struct PartFile {
     dir: String,
     name: String,
     temporary: PathBuf,
-    writer: ArrowWriter<fs::File>,
+    writer: PartWriter,
     rows: u64,
 }
 
 impl PartFile {
-    fn create(sink: &ParquetSink, batch_id: u64, dir: &str) -> Result<PartFile> {
+    fn create(sink: &FileSink, batch_id: u64, dir: &str) -> Result<PartFile> {
         let folder = sink.root.join(dir);
         fs::create_dir_all(&folder).map_err(|e| Error::io("cannot create", &folder, e))?;
         let name = format!(
             "part-{batch_id:05}-{}{}",
             uuid::Uuid::new_v4(),
-            sink.codec.suffix()
+            sink.format.suffix()
         );
         // Starts with '.': readers that list folders (Spark, pyarrow, DuckDB) skip it.
         let temporary = folder.join(format!(".{name}.tmp"));
@@ -586,15 +523,11 @@ impl PartFile {
             .create_new(true)
             .open(&temporary)
             .map_err(|e| Error::io("cannot create", &temporary, e))?;
-        let writer = match ArrowWriter::try_new(
-            file,
-            Arc::clone(&sink.file_schema),
-            Some(sink.properties.clone()),
-        ) {
+        let writer = match sink.format.writer(file, &sink.file_schema) {
             Ok(writer) => writer,
             Err(e) => {
                 remove_quietly(&temporary);
-                return Err(e.into());
+                return Err(e);
             }
         };
         Ok(PartFile {
@@ -614,7 +547,7 @@ impl PartFile {
 
     /// Writes the footer, fsyncs, and renames to the final name.
     fn finish(self, root: &Path) -> Result<(ManifestFile, PathBuf)> {
-        let file = self.writer.into_inner()?;
+        let file = self.writer.finish()?;
         file.sync_all()
             .map_err(|e| Error::io("cannot write", &self.temporary, e))?;
         let bytes = file
@@ -648,177 +581,6 @@ impl PartFile {
         drop(self.writer);
         remove_quietly(&temporary);
     }
-}
-
-/// The data files a reader should see: exactly those named by committed manifest entries,
-/// as paths relative to `path`, in commit (batch id) order. An output folder without a
-/// manifest folder has no committed files; a manifest that cannot be read or names a path
-/// outside the folder is an error naming the manifest.
-pub fn committed_files(path: &Path) -> Result<Vec<PathBuf>> {
-    if !path
-        .try_exists()
-        .map_err(|e| Error::io("cannot inspect", path, e))?
-    {
-        return Err(Error::io(
-            "cannot read the parquet output folder",
-            path,
-            std::io::Error::from(std::io::ErrorKind::NotFound),
-        ));
-    }
-    let folder = path.join(METADATA_DIR);
-    let entries = match fs::read_dir(&folder) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("cannot list", &folder, e)),
-    };
-    let mut ids = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("cannot list", &folder, e))?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        // Only canonical batch ids: temporary files (`.7.<uuid>.tmp`) and others are not
-        // commits.
-        if let Ok(id) = name.parse::<u64>() {
-            if id.to_string() == name {
-                ids.push(id);
-            }
-        }
-    }
-    ids.sort_unstable();
-    let mut files = Vec::new();
-    for id in ids {
-        let manifest_path = folder.join(id.to_string());
-        let corrupt = |detail: String| {
-            Error::Sink(format!(
-                "the parquet sink manifest {} is corrupt ({detail}); restore it, or delete it \
-                 and its data files to drop that batch",
-                manifest_path.display()
-            ))
-        };
-        let text = fs::read(&manifest_path)
-            .map_err(|e| Error::io("cannot read the manifest", &manifest_path, e))?;
-        let manifest: Manifest =
-            serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
-        if manifest.batch_id != id {
-            return Err(corrupt(format!(
-                "it says batchId {} but its name is {id}",
-                manifest.batch_id
-            )));
-        }
-        for file in manifest.files {
-            if file.path.is_empty() || !file.path.split('/').all(is_plain_name) {
-                return Err(corrupt(format!(
-                    "the path {:?} is not a relative path inside the output folder",
-                    file.path
-                )));
-            }
-            files.push(file.path.split('/').collect::<PathBuf>());
-        }
-    }
-    Ok(files)
-}
-
-/// Escapes one path name as Spark's `ExternalCatalogUtils.escapePathName`: `%XX` (upper-case
-/// hex) for control characters (NUL included), `"`, `#`, `%`, `'`, `*`, `/`, `:`, `=`, `?`,
-/// `\`, DEL, `{`, `}`, `[`, `]` and `^` (and, on Windows, space, `<`, `>`, `|`); other
-/// characters, non-ASCII included, are kept. A whole value of `.` or `..` becomes `%2E` or
-/// `%2E%2E`, so it can never name the current or the parent folder.
-pub fn escape_path_name(value: &str) -> String {
-    if value == "." || value == ".." {
-        return "%2E".repeat(value.len());
-    }
-    let mut escaped = String::with_capacity(value.len());
-    for c in value.chars() {
-        if needs_escaping(c) {
-            let _ = write!(escaped, "%{:02X}", c as u32);
-        } else {
-            escaped.push(c);
-        }
-    }
-    escaped
-}
-
-/// Reverses [`escape_path_name`] as Spark's `unescapePathName` does: each `%` followed by two
-/// hex digits becomes that character; anything else is kept.
-pub fn unescape_path_name(name: &str) -> String {
-    let bytes = name.as_bytes();
-    let mut out = String::with_capacity(name.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && bytes[i + 1].is_ascii_hexdigit()
-            && bytes[i + 2].is_ascii_hexdigit()
-        {
-            // Both are ASCII, so the slice is on char boundaries.
-            if let Ok(code) = u8::from_str_radix(&name[i + 1..i + 3], 16) {
-                out.push(char::from(code));
-                i += 3;
-                continue;
-            }
-        }
-        let c = name[i..].chars().next().expect("i is on a char boundary");
-        out.push(c);
-        i += c.len_utf8();
-    }
-    out
-}
-
-fn needs_escaping(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00}'
-            ..='\u{1F}'
-                | '"'
-                | '#'
-                | '%'
-                | '\''
-                | '*'
-                | '/'
-                | ':'
-                | '='
-                | '?'
-                | '\\'
-                | '\u{7F}'
-                | '{'
-                | '}'
-                | '['
-                | ']'
-                | '^'
-    ) || (cfg!(windows) && matches!(c, ' ' | '<' | '>' | '|'))
-}
-
-/// One folder or file name that names neither this folder nor its parent and holds no
-/// separator: joining it to a folder stays inside that folder.
-fn is_plain_name(name: &str) -> bool {
-    !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name.contains(['/', '\\', '\0'])
-        && Path::new(name).components().count() == 1
-        && matches!(
-            Path::new(name).components().next(),
-            Some(std::path::Component::Normal(_))
-        )
-}
-
-/// Whether `name` is a data file (final or temporary) that this sink writes for `batch_id`:
-/// `part-<id:05>-<uuid><suffix>`, optionally as `.<that>.tmp`. Spark's own files
-/// (`part-00000-<uuid>-c000.snappy.parquet`) do not match.
-fn is_data_file_of(name: &str, batch_id: u64) -> bool {
-    let name = match name.strip_prefix('.') {
-        Some(hidden) => match hidden.strip_suffix(".tmp") {
-            Some(name) => name,
-            None => return false,
-        },
-        None => name,
-    };
-    let Some(rest) = name.strip_prefix(&format!("part-{batch_id:05}-")) else {
-        return false;
-    };
-    let (Some(uuid), Some(suffix)) = (rest.get(..36), rest.get(36..)) else {
-        return false;
-    };
-    uuid::Uuid::try_parse(uuid).is_ok() && SUFFIXES.contains(&suffix)
 }
 
 /// Finds the partition columns in the schema (exact name first, else the one
@@ -968,78 +730,6 @@ fn remove_quietly(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn escapes_like_spark() {
-        // Expected values follow from the rule: %XX upper-case hex of the code point.
-        assert_eq!(escape_path_name("BTCUSDT"), "BTCUSDT");
-        assert_eq!(escape_path_name("a/b"), "a%2Fb");
-        assert_eq!(escape_path_name("../../x"), "..%2F..%2Fx");
-        assert_eq!(escape_path_name(".."), "%2E%2E");
-        assert_eq!(escape_path_name("."), "%2E");
-        assert_eq!(escape_path_name("..."), "...");
-        assert_eq!(escape_path_name("%2e%2e"), "%252e%252e");
-        assert_eq!(escape_path_name("a\0b"), "a%00b");
-        assert_eq!(escape_path_name("x=1:2"), "x%3D1%3A2");
-        assert_eq!(escape_path_name("C:\\t"), "C%3A%5Ct");
-        assert_eq!(escape_path_name("{}[]^"), "%7B%7D%5B%5D%5E");
-        assert_eq!(escape_path_name("\"#'*?\u{7f}\n"), "%22%23%27%2A%3F%7F%0A");
-        assert_eq!(escape_path_name("é-ü"), "é-ü");
-    }
-
-    #[test]
-    fn unescapes_like_spark() {
-        assert_eq!(unescape_path_name("a%2Fb"), "a/b");
-        assert_eq!(unescape_path_name("%2e%2E"), "..");
-        assert_eq!(unescape_path_name("100%"), "100%");
-        assert_eq!(unescape_path_name("%4"), "%4");
-        assert_eq!(unescape_path_name("%zz%41"), "%zzA");
-        assert_eq!(unescape_path_name("é%20"), "é ");
-    }
-
-    #[test]
-    fn recognises_only_its_own_files_of_the_batch() {
-        let uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
-        assert!(is_data_file_of(
-            &format!("part-00003-{uuid}.zstd.parquet"),
-            3
-        ));
-        assert!(is_data_file_of(
-            &format!(".part-00003-{uuid}.parquet.tmp"),
-            3
-        ));
-        assert!(is_data_file_of(
-            &format!("part-123456-{uuid}.snappy.parquet"),
-            123456
-        ));
-        assert!(!is_data_file_of(
-            &format!("part-00003-{uuid}.zstd.parquet"),
-            4
-        ));
-        assert!(!is_data_file_of(
-            &format!("part-00003-{uuid}-c000.snappy.parquet"),
-            3
-        ));
-        assert!(!is_data_file_of(&format!(".part-00003-{uuid}.parquet"), 3));
-        assert!(!is_data_file_of("part-00003-not-a-uuid.zstd.parquet", 3));
-    }
-
-    #[test]
-    fn codec_option_is_checked() {
-        assert_eq!(
-            Codec::parse("compression", "ZSTD").expect("ok"),
-            Codec::Zstd
-        );
-        assert_eq!(
-            Codec::parse("compression", "none").expect("ok"),
-            Codec::Uncompressed
-        );
-        let error = Codec::parse("compression", "lz77").expect_err("refused");
-        let message = error.to_string();
-        assert!(message.contains("compression") && message.contains("lz77"));
-        assert!(message.contains("zstd") && message.contains("snappy"));
-    }
 
     #[test]
     fn nanosecond_timestamps_are_stored_as_microseconds() {
@@ -1065,16 +755,5 @@ mod tests {
             children[0].data_type(),
             &DataType::Timestamp(TimeUnit::Microsecond, zone)
         );
-    }
-
-    proptest! {
-        #[test]
-        fn escaped_values_are_one_plain_name_and_round_trip(value in "\\PC{0,12}|[./%\\\\\u{0}-\u{1f}]{0,6}") {
-            let escaped = escape_path_name(&value);
-            prop_assert!(value.is_empty() || is_plain_name(&escaped), "{escaped:?}");
-            let folder = format!("col={escaped}");
-            prop_assert!(is_plain_name(&folder));
-            prop_assert_eq!(unescape_path_name(&escaped), value);
-        }
     }
 }
