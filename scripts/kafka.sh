@@ -6,6 +6,9 @@
 #   scripts/kafka.sh start [--port N]    start a broker; prints only its bootstrap, 127.0.0.1:PORT
 #   scripts/kafka.sh status              prints the bootstrap and exits 0 if running, else exits 1
 #   scripts/kafka.sh stop                stops the broker and removes its state dir (idempotent)
+#   scripts/kafka.sh restart [--down-seconds N]
+#                                        stops the broker keeping its topics, waits N s, starts
+#                                        it again on the same port (for outage tests)
 #
 # Environment:
 #   FERROSTREAM_KAFKA_VERSION        Kafka release (default below; 4.x needs Java 17)
@@ -275,6 +278,55 @@ logger.state.level = WARN
 EOF
 }
 
+# The broker's JVM options and classpath, shared by start and restart.
+CLASSPATH_GLOB="$LIBS_DIR/*"
+jvm_options() {
+    JVM_OPTS=(
+        -Xms128m -Xmx512m
+        -XX:+ExitOnOutOfMemoryError
+        # CDS (below) warns about every class it cannot archive; that is not news.
+        '-Xlog:cds*=error'
+        -Djava.awt.headless=true
+        "-Dlog4j2.configurationFile=$STATE_DIR/log4j2.properties"
+    )
+}
+
+# Runs the broker of $STATE_DIR (formatted, server.properties written) on port $1, waits until
+# it is ready and prints its bootstrap.
+launch_broker() {
+    local port="$1" pid
+    jvm_options
+    # setsid: the broker must outlive this script and ignore Ctrl-C sent to the caller's
+    # terminal; stdio goes to the log so a caller reading our stdout is not held open by java;
+    # the lock fds are closed, or the broker would hold the locks for its whole life.
+    setsid java "${JVM_OPTS[@]}" "$(cds_option broker "$STATE_DIR/broker.jsa")" \
+        -cp "$CLASSPATH_GLOB" kafka.Kafka "$STATE_DIR/server.properties" \
+        </dev/null >>"$STATE_DIR/broker.log" 2>&1 8>&- 9>&- &
+    pid=$!
+    echo "$pid" >"$STATE_DIR/pid"
+
+    # Ready means the port accepts connections AND the broker logged that it started (in KRaft
+    # that comes after it registered with the controller and was unfenced, so topics can be
+    # created); the port alone opens a little earlier.
+    local deadline=$((SECONDS + START_TIMEOUT))
+    until port_open "$port" && grep -q 'Kafka Server started' "$STATE_DIR/broker.log"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 40 "$STATE_DIR/broker.log" >&2
+            die "broker exited during startup (full log: $STATE_DIR/broker.log)"
+        fi
+        if ((SECONDS >= deadline)); then
+            tail -n 40 "$STATE_DIR/broker.log" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+            die "broker not ready after ${START_TIMEOUT}s (full log: $STATE_DIR/broker.log)"
+        fi
+        sleep 0.2
+    done
+
+    echo "127.0.0.1:$port" >"$STATE_DIR/bootstrap"
+    log "Kafka $KAFKA_VERSION broker ready (pid $pid, state $STATE_DIR)"
+    echo "127.0.0.1:$port"
+}
+
 cmd_start() {
     local port=""
     while [[ $# -gt 0 ]]; do
@@ -326,23 +378,14 @@ cmd_start() {
     write_server_properties "$port" "$controller_port"
     write_log4j_config
 
-    local classpath="$LIBS_DIR/*"
-    local -a jvm_opts=(
-        -Xms128m -Xmx512m
-        -XX:+ExitOnOutOfMemoryError
-        # CDS (below) warns about every class it cannot archive; that is not news.
-        '-Xlog:cds*=error'
-        -Djava.awt.headless=true
-        "-Dlog4j2.configurationFile=$STATE_DIR/log4j2.properties"
-    )
-
     local cluster_id
     cluster_id=$(random_cluster_id)
     # Static voter list (controller.quorum.voters), so format needs no --standalone. The tool
     # lives a second: the C1 compiler alone (TieredStopAtLevel=1) starts it faster.
-    java "${jvm_opts[@]}" -XX:TieredStopAtLevel=1 \
+    jvm_options
+    java "${JVM_OPTS[@]}" -XX:TieredStopAtLevel=1 \
         "$(cds_option storage-format "$STATE_DIR/storage-format.jsa")" \
-        -cp "$classpath" kafka.tools.StorageTool format \
+        -cp "$CLASSPATH_GLOB" kafka.tools.StorageTool format \
         -t "$cluster_id" -c "$STATE_DIR/server.properties" >>"$STATE_DIR/broker.log" 2>&1 8>&- 9>&- ||
         {
             tail -n 30 "$STATE_DIR/broker.log" >&2
@@ -350,39 +393,11 @@ cmd_start() {
         }
     publish_cds storage-format "$STATE_DIR/storage-format.jsa"
 
-    # setsid: the broker must outlive this script and ignore Ctrl-C sent to the caller's
-    # terminal; stdio goes to the log so a caller reading our stdout is not held open by java;
-    # the lock fds are closed, or the broker would hold the locks for its whole life.
-    setsid java "${jvm_opts[@]}" "$(cds_option broker "$STATE_DIR/broker.jsa")" \
-        -cp "$classpath" kafka.Kafka "$STATE_DIR/server.properties" \
-        </dev/null >>"$STATE_DIR/broker.log" 2>&1 8>&- 9>&- &
-    pid=$!
-    echo "$pid" >"$STATE_DIR/pid"
-
-    # Ready means the port accepts connections AND the broker logged that it started (in KRaft
-    # that comes after it registered with the controller and was unfenced, so topics can be
-    # created); the port alone opens a little earlier.
-    local deadline=$((SECONDS + START_TIMEOUT))
-    until port_open "$port" && grep -q 'Kafka Server started' "$STATE_DIR/broker.log"; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 40 "$STATE_DIR/broker.log" >&2
-            die "broker exited during startup (full log: $STATE_DIR/broker.log)"
-        fi
-        if ((SECONDS >= deadline)); then
-            tail -n 40 "$STATE_DIR/broker.log" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-            die "broker not ready after ${START_TIMEOUT}s (full log: $STATE_DIR/broker.log)"
-        fi
-        sleep 0.2
-    done
-
-    echo "127.0.0.1:$port" >"$STATE_DIR/bootstrap"
-    log "Kafka $KAFKA_VERSION broker ready (pid $pid, state $STATE_DIR)"
-    echo "127.0.0.1:$port"
+    launch_broker "$port"
 }
 
-cmd_stop() {
-    take_lock "$STATE_DIR.lock"
+# Stops the broker's JVM (SIGTERM, then SIGKILL after 10 s) and keeps its data.
+terminate_broker() {
     local pid
     if pid=$(running_pid); then
         kill -TERM "$pid" 2>/dev/null || true
@@ -402,7 +417,36 @@ cmd_stop() {
         fi
         log "broker stopped (pid $pid)"
     fi
+}
+
+cmd_stop() {
+    take_lock "$STATE_DIR.lock"
+    terminate_broker
     rm -rf "$STATE_DIR"
+}
+
+# A broker outage for fault tests: stop the broker, keep its topics, wait, start it again on
+# the same port.
+cmd_restart() {
+    local down=0
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+        --down-seconds)
+            [[ $# -ge 2 && "$2" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--down-seconds needs a number, e.g. --down-seconds 5"
+            down="$2"
+            shift 2
+            ;;
+        *) die "unknown option for restart: $1 (expected --down-seconds N)" ;;
+        esac
+    done
+    need_java
+    take_lock "$STATE_DIR.lock"
+    [[ -f "$STATE_DIR/bootstrap" ]] || die "no broker to restart in $STATE_DIR (start one first)"
+    local bootstrap
+    bootstrap=$(<"$STATE_DIR/bootstrap")
+    terminate_broker
+    sleep "$down"
+    launch_broker "${bootstrap##*:}"
 }
 
 cmd_status() {
@@ -425,6 +469,7 @@ main() {
         ;;
     start) cmd_start "$@" ;;
     stop) cmd_stop ;;
+    restart) cmd_restart "$@" ;;
     status) cmd_status ;;
     -h | --help | help) usage 0 ;;
     *)

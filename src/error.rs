@@ -18,6 +18,10 @@ pub enum Error {
     /// A source failed to read (broker unreachable, file unreadable, data lost).
     #[error("{0}")]
     Source(String),
+    /// A source cannot be reached for now (the broker is down or restarting); a running
+    /// query waits and retries, it does not fail.
+    #[error("{0}")]
+    SourceUnavailable(String),
     /// A sink failed to write.
     #[error("{0}")]
     Sink(String),

@@ -20,11 +20,13 @@ use crate::expr::types::{arrow_schema, spark_struct};
 use crate::expr::ExprMetrics;
 use crate::plan::{validate_streaming, Leaf, Op, OutputMode, Plan};
 use crate::sink::console::ConsoleSink;
+use crate::sink::file::FileSink;
+use crate::sink::foreach_batch::{BatchFn, ForeachBatchSink};
 use crate::sink::memory::{MemorySink, MemoryTable};
 use crate::sink::Sink;
 use crate::source::binance::{binance_schema, stream_kind, BinanceSource};
 use crate::source::file::{file_format, FileSource};
-use crate::source::kafka::{kafka_schema, KafkaSource};
+use crate::source::kafka::{include_headers, kafka_schema, KafkaSource};
 use crate::source::memory::MemoryStream;
 use crate::source::rate::RateSource;
 use crate::source::{Cancel, ReadLimit, Source};
@@ -123,6 +125,13 @@ impl Session {
         Ok(id)
     }
 
+    /// Lets go of data added with `add_batches` (a `foreachBatch` batch once its function
+    /// returned). Frames built on it fail afterwards with an unknown-data error.
+    pub fn remove_batches(&self, id: u64) -> Result<()> {
+        self.batches.write().map_err(poisoned)?.remove(&id);
+        Ok(())
+    }
+
     /// Creates a memory stream (Spark's `MemoryStream`); returns its id for the `memory` format.
     pub fn memory_stream(&self, schema: SchemaRef) -> Result<(u64, MemoryStream)> {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
@@ -167,7 +176,9 @@ impl Session {
     /// The schema of a plan's leaf, without connecting to anything.
     fn leaf_schema(&self, leaf: &Leaf, metrics: &Arc<ExprMetrics>) -> Result<SchemaRef> {
         match leaf {
-            Leaf::Source { format, .. } if format == "kafka" => Ok(kafka_schema()),
+            Leaf::Source {
+                format, options, ..
+            } if format == "kafka" => Ok(kafka_schema(include_headers(options)?)),
             Leaf::Source {
                 format, options, ..
             } if format == "binance" => Ok(binance_schema(stream_kind(options)?)),
@@ -396,8 +407,13 @@ impl Session {
         self.add_batches(schema, batches)
     }
 
-    /// Starts a streaming query.
-    pub fn start_query(&self, plan: &Plan, writer: &WriterSpec) -> Result<Arc<StreamingQuery>> {
+    /// Starts a streaming query; `foreach_batch` is the function of a `foreachBatch` writer.
+    pub fn start_query(
+        &self,
+        plan: &Plan,
+        writer: &WriterSpec,
+        foreach_batch: Option<BatchFn>,
+    ) -> Result<Arc<StreamingQuery>> {
         if !plan.is_streaming() {
             return Err(analysis!(
                 "'writeStream' can be called only on a streaming DataFrame; use df.write for batch \
@@ -407,7 +423,7 @@ impl Session {
         let mode = OutputMode::parse(&writer.output_mode)?;
         let trigger = writer.trigger.resolve()?;
         let metrics = Arc::new(ExprMetrics::default());
-        let source = self.open_source(&plan.leaf, &metrics)?;
+        let mut source = self.open_source(&plan.leaf, &metrics)?;
         let pipeline = Pipeline::new(
             &self.ctx,
             source.schema(),
@@ -442,11 +458,21 @@ impl Session {
                     id: uuid::Uuid::new_v4().to_string(),
                     source: source.description(),
                     output_schema: spark_struct(output_schema.fields())?.to_string(),
+                    state: pipeline.state_signature(),
                 },
             )?),
             None => None,
         };
-        let sink = self.open_sink(writer, name.as_deref(), &output_schema)?;
+        if let Some(checkpoint) = &checkpoint {
+            source.use_checkpoint(&checkpoint.source_dir())?;
+        }
+        let sink = self.open_sink(
+            writer,
+            name.as_deref(),
+            &output_schema,
+            foreach_batch,
+            checkpoint.is_some(),
+        )?;
         let id = checkpoint
             .as_ref()
             .map(|c| c.query_id().to_string())
@@ -507,8 +533,13 @@ impl Session {
         writer: &WriterSpec,
         name: Option<&str>,
         schema: &SchemaRef,
+        foreach_batch: Option<BatchFn>,
+        checkpointed: bool,
     ) -> Result<Box<dyn Sink>> {
         Ok(match writer.format.to_ascii_lowercase().as_str() {
+            "foreachbatch" => Box::new(ForeachBatchSink::new(foreach_batch.ok_or_else(|| {
+                illegal!("format 'foreachBatch' needs a function: use writeStream.foreachBatch(fn)")
+            })?)),
             "memory" => {
                 let name = name.ok_or_else(|| illegal!("queryName must be specified for memory sink"))?;
                 let table = MemoryTable::new(schema.clone());
@@ -519,10 +550,10 @@ impl Session {
             "console" => Box::new(ConsoleSink::new(&writer.options)?),
             "noop" => Box::new(NoopSink),
             "kafka" => Box::new(crate::sink::kafka::KafkaSink::new(&writer.options)?),
-            "parquet" => {
-                let options = crate::source::options::Options::new(&writer.options, "parquet sink");
+            format @ ("parquet" | "json" | "csv") => {
+                let options = crate::source::options::Options::new(&writer.options, "file sink");
                 let path = options.required("path", "e.g. .start(\"/data/hourly\")")?;
-                if self.checkpoint_dir(&options, name)?.is_none() {
+                if !checkpointed {
                     return Err(illegal!(
                         "checkpointLocation must be specified either through \
                          option(\"checkpointLocation\", ...) or \
@@ -530,7 +561,8 @@ impl Session {
                          sink is exactly-once only with a checkpoint"
                     ));
                 }
-                Box::new(crate::sink::parquet::ParquetSink::new(
+                Box::new(FileSink::new(
+                    format,
                     std::path::Path::new(path),
                     &writer.partition_by,
                     &writer.options,
@@ -539,7 +571,7 @@ impl Session {
             }
             other => {
                 return Err(illegal!(
-                    "unknown or unsupported sink format '{other}'; supported: memory, console, parquet, kafka, noop"
+                    "unknown or unsupported sink format '{other}'; supported: memory, console, parquet, json, csv, kafka, noop, foreachBatch"
                 ))
             }
         })

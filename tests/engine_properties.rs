@@ -195,7 +195,9 @@ fn run_engine(batches: &[Vec<Tick>], kind: Kind, mode: &str, name: &str) -> Cand
         "format": "memory", "output_mode": mode, "query_name": name,
     }))
     .expect("writer");
-    let query = session.start_query(&plan, &writer).expect("query starts");
+    let query = session
+        .start_query(&plan, &writer, None)
+        .expect("query starts");
     for batch in batches {
         stream.add(to_batch(batch)).expect("add");
         assert!(query

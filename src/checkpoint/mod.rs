@@ -36,6 +36,10 @@ pub struct Metadata {
     pub source: String,
     /// The output schema, to refuse a checkpoint of another plan.
     pub output_schema: String,
+    /// What the aggregation state means (windowing, keys, functions), to refuse a
+    /// checkpoint of another aggregation with the same result schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 /// An `offsets/N` entry.
@@ -80,6 +84,7 @@ impl Checkpoint {
         for sub in ["offsets", "commits", "state"] {
             let path = dir.join(sub);
             fs::create_dir_all(&path).map_err(|e| Error::io("cannot create", &path, e))?;
+            remove_temporaries(&path)?;
         }
         let path = dir.join("metadata");
         let metadata = if path.exists() {
@@ -102,6 +107,17 @@ impl Checkpoint {
                     proposed.output_schema
                 )));
             }
+            if let (Some(existing_state), Some(state)) = (&existing.state, &proposed.state) {
+                if existing_state != state {
+                    return Err(Error::Checkpoint(format!(
+                        "the checkpoint at {} holds the state of another aggregation ({} \
+                         instead of {}): the plan changed; use another checkpointLocation",
+                        dir.display(),
+                        existing_state,
+                        state
+                    )));
+                }
+            }
             existing
         } else {
             write_json(&path, &proposed)?;
@@ -111,6 +127,11 @@ impl Checkpoint {
             dir: dir.to_path_buf(),
             metadata,
         })
+    }
+
+    /// The folder a source keeps its own log in (Spark's `sources/0`).
+    pub fn source_dir(&self) -> PathBuf {
+        self.dir.join("sources").join("0")
     }
 
     /// The query id kept in `metadata`.
@@ -225,7 +246,8 @@ fn corrupt(path: &Path, detail: &str) -> Error {
     ))
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+/// Reads a checkpoint JSON file; a damaged one is an error that names it.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let text = fs::read_to_string(path)
         .map_err(|e| Error::io("cannot read the checkpoint file", path, e))?;
     serde_json::from_str(&text).map_err(|e| corrupt(path, &e.to_string()))
@@ -250,7 +272,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     file.write_all(bytes)
         .and_then(|_| file.sync_all())
         .map_err(|e| Error::io("cannot write", &temporary, e))?;
-    fs::rename(&temporary, path).map_err(|e| Error::io("cannot rename into", path, e))
+    fs::rename(&temporary, path).map_err(|e| Error::io("cannot rename into", path, e))?;
+    // The rename is durable only once the folder's entry is on disk.
+    if let Some(folder) = path.parent() {
+        fs::File::open(folder)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io("cannot sync the folder", folder, e))?;
+    }
+    Ok(())
+}
+
+/// Deletes the temporary files of writes a crash cut short (`write_atomic` names them
+/// `.<name>.<uuid>.tmp`); only the query owning the checkpoint writes there.
+fn remove_temporaries(folder: &Path) -> Result<()> {
+    let entries = fs::read_dir(folder).map_err(|e| Error::io("cannot list", folder, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("cannot list", folder, e))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Batch ids of the files in a log folder (temporary and foreign files are ignored).

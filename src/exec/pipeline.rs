@@ -202,6 +202,14 @@ impl Pipeline {
         })
     }
 
+    /// What the stateful operator's state means: its inputs, windowing and functions.
+    pub fn state_signature(&self) -> Option<String> {
+        self.stateful.as_ref().map(|s| {
+            let inputs: Vec<String> = s.projection.iter().map(ExprNode::spark_name).collect();
+            format!("{} over ({})", s.operator.signature(), inputs.join(", "))
+        })
+    }
+
     /// The stateful operator's state for the checkpoint.
     pub fn snapshot_state(&self) -> Result<Option<serde_json::Value>> {
         self.stateful

@@ -28,6 +28,9 @@ use crate::window::{Clock, WatermarkTracker};
 
 /// How long the loop waits before asking an idle source again (Spark's pollingDelay).
 const POLLING_DELAY: Duration = Duration::from_millis(10);
+/// Backoff while a source is unreachable: first wait, and the longest.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 /// Progress reports kept (`recentProgress`).
 const PROGRESS_KEPT: usize = 100;
 
@@ -322,11 +325,7 @@ impl Runner {
 
     fn run_loop(&mut self) -> Result<()> {
         let available_now_target = match self.spec.trigger {
-            Trigger::AvailableNow => Some(
-                self.spec
-                    .source
-                    .latest_offset(&self.start, ReadLimit::All)?,
-            ),
+            Trigger::AvailableNow => Some(self.latest_offset(ReadLimit::All)?),
             _ => None,
         };
         if let Some(end) = self.rerun_end.take() {
@@ -356,7 +355,7 @@ impl Runner {
                 false,
                 true,
             );
-            let mut end = self.spec.source.latest_offset(&self.start, limit)?;
+            let mut end = self.latest_offset(limit)?;
             if let Some(target) = &available_now_target {
                 end = clamp_to_target(&end, target);
             }
@@ -386,6 +385,30 @@ impl Runner {
             }
             if !has_data && !matches!(self.spec.trigger, Trigger::ProcessingTime(_)) {
                 self.wait_until(Instant::now() + POLLING_DELAY);
+            }
+        }
+    }
+
+    /// The source's latest offset. While the source is unreachable (a broker restarting) the
+    /// query waits with a status that says so and asks again, backing off up to 5 s.
+    fn latest_offset(&mut self, limit: ReadLimit) -> Result<SourceOffset> {
+        let mut delay = RETRY_FIRST;
+        loop {
+            match self.spec.source.latest_offset(&self.start, limit) {
+                Err(Error::SourceUnavailable(message)) => {
+                    log::warn!("{message}; retrying in {delay:?}");
+                    self.shared.set_status(
+                        &format!("Waiting for the source to come back: {message}"),
+                        false,
+                        false,
+                    );
+                    self.wait_until(Instant::now() + delay);
+                    if self.shared.cancel.is_cancelled() {
+                        return Err(Error::Stopped);
+                    }
+                    delay = (delay * 2).min(RETRY_MAX);
+                }
+                other => return other,
             }
         }
     }

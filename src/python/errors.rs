@@ -45,6 +45,7 @@ pub fn to_py(error: Error) -> PyErr {
         Error::IllegalArgument(_) => IllegalArgumentException::new_err(message),
         Error::QueryFailed(_) | Error::Callback(_) => StreamingQueryException::new_err(message),
         Error::Source(_)
+        | Error::SourceUnavailable(_)
         | Error::Sink(_)
         | Error::Checkpoint(_)
         | Error::State(_)

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::plan::Plan;
 use crate::session::{Session, WriterSpec};
 use crate::show::render_table;
+use crate::sink::foreach_batch::BatchFn;
 use crate::source::memory::MemoryStream;
 
 fn plan(json: &str) -> PyResult<Plan> {
@@ -78,17 +79,21 @@ impl PySession {
         Ok(render_table(&shown, num_rows, truncate))
     }
 
-    /// Starts a streaming query.
+    /// Starts a streaming query; `foreach_batch(table, batch_id)` is called for every batch
+    /// of a `foreachBatch` writer.
+    #[pyo3(signature = (plan_json, writer_json, foreach_batch=None))]
     fn start(
         &self,
         py: Python<'_>,
         plan_json: &str,
         writer_json: &str,
+        foreach_batch: Option<Py<PyAny>>,
     ) -> PyResult<PyStreamingQuery> {
         let (plan, writer) = (plan(plan_json)?, writer(writer_json)?);
         let inner = Arc::clone(&self.inner);
+        let func = foreach_batch.map(batch_callback);
         let query = py
-            .detach(move || inner.start_query(&plan, &writer))
+            .detach(move || inner.start_query(&plan, &writer, func))
             .py_err()?;
         Ok(PyStreamingQuery { inner: query })
     }
@@ -104,6 +109,11 @@ impl PySession {
     fn sql(&self, py: Python<'_>, text: String) -> PyResult<u64> {
         let inner = Arc::clone(&self.inner);
         py.detach(move || inner.sql(&text)).py_err()
+    }
+
+    /// Lets go of data held for a `batch` plan node.
+    fn remove_arrow(&self, id: u64) -> PyResult<()> {
+        self.inner.remove_batches(id).py_err()
     }
 
     /// Holds Arrow data; returns its id for a `batch` plan node.
@@ -150,6 +160,29 @@ impl PySession {
         let inner = Arc::clone(&self.inner);
         py.detach(move || inner.stop_all()).py_err()
     }
+}
+
+/// Wraps a Python function as a `foreachBatch` function: it gets the batch as an Arrow table
+/// (PyCapsule stream) and its id; an exception it raises fails the query with its traceback.
+fn batch_callback(func: Py<PyAny>) -> BatchFn {
+    Box::new(move |batch_id, schema, batches| {
+        Python::attach(|py| {
+            let table = PyTable::try_new(batches.to_vec(), schema.clone())
+                .map_err(|e| Error::Callback(format!("foreachBatch: {e}")))?;
+            func.call1(py, (table, batch_id))
+                .map(drop)
+                .map_err(|e| Error::Callback(describe_exception(py, &e, batch_id)))
+        })
+    })
+}
+
+/// A Python exception as the text Python prints: traceback, type and message.
+fn describe_exception(py: Python<'_>, error: &PyErr, batch_id: u64) -> String {
+    let traceback = error
+        .traceback(py)
+        .and_then(|tb| tb.format().ok())
+        .unwrap_or_default();
+    format!("foreachBatch function failed in batch {batch_id}:\n{traceback}{error}")
 }
 
 /// Spark's `MemoryStream`: rows added here become a stream.

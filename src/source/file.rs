@@ -2,8 +2,10 @@
 //!
 //! Files that appear in the folder later are picked up, each exactly once, oldest first
 //! (by modification time, then name); `maxFilesPerTrigger` bounds a batch. The offset is
-//! the number of files taken from the ordered list of files seen, which the checkpoint keeps
-//! so a restart takes the same files. A malformed JSON line becomes a row of nulls and is
+//! the number of files taken from the ordered list of files seen. With a checkpoint, that
+//! list is kept in `sources/0/files.json` (Spark's `FileStreamSourceLog`), written before
+//! the batch that takes them runs, so a restart takes the same files for the same offsets
+//! even when a file with an older modification time appeared meanwhile. A malformed JSON line becomes a row of nulls and is
 //! counted (PERMISSIVE), or stops the query naming the file and line (FAILFAST).
 
 use std::collections::{BTreeMap, HashSet};
@@ -20,12 +22,13 @@ use serde_json::{json, Value};
 
 use super::options::Options;
 use super::{Cancel, ReadLimit, Source, SourceOffset};
+use crate::checkpoint::{read_json, write_json};
 use crate::error::{Error, Result};
 use crate::expr::from_json::parse_rows;
 use crate::expr::types::arrow_schema;
 use crate::expr::ExprMetrics;
 use crate::illegal;
-use crate::sink::parquet::{
+use crate::sink::file::{
     committed_files, unescape_path_name, DEFAULT_PARTITION_NAME, METADATA_DIR,
 };
 
@@ -53,6 +56,8 @@ pub struct FileSource {
     /// Every file seen, in the order they are taken.
     files: Vec<PathBuf>,
     seen: HashSet<PathBuf>,
+    /// The checkpoint's file log and how many of `files` it holds.
+    log: Option<(PathBuf, usize)>,
 }
 
 impl FileSource {
@@ -102,6 +107,7 @@ impl FileSource {
             metrics,
             files: Vec::new(),
             seen: HashSet::new(),
+            log: None,
         })
     }
 
@@ -132,9 +138,22 @@ impl FileSource {
         Ok(())
     }
 
-    /// The ordered file list, for the checkpoint.
-    pub fn files(&self) -> &[PathBuf] {
-        &self.files
+    /// Makes sure the checkpoint's log lists the first `taken` files before a batch that
+    /// reads them is planned.
+    fn log_taken(&mut self, taken: usize) -> Result<()> {
+        let Some((path, logged)) = &mut self.log else {
+            return Ok(());
+        };
+        if taken <= *logged {
+            return Ok(());
+        }
+        let names: Vec<String> = self.files[..taken]
+            .iter()
+            .map(|p| p.to_string_lossy().to_string())
+            .collect();
+        write_json(path, &json!({"version": 1, "files": names}))?;
+        *logged = taken;
+        Ok(())
     }
 
     fn read_file(&self, path: &Path) -> Result<Vec<RecordBatch>> {
@@ -284,6 +303,12 @@ fn list_files(dir: &Path, out: &mut Vec<(std::time::SystemTime, PathBuf)>) -> Re
     Ok(())
 }
 
+/// `sources/0/files.json`: the files taken so far, in order.
+#[derive(serde::Deserialize)]
+struct FileLog {
+    files: Vec<String>,
+}
+
 fn count(offset: &SourceOffset) -> usize {
     offset.get("logOffset").and_then(Value::as_u64).unwrap_or(0) as usize
 }
@@ -297,6 +322,21 @@ impl Source for FileSource {
         Ok(json!({"logOffset": 0}))
     }
 
+    fn use_checkpoint(&mut self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+        let path = dir.join("files.json");
+        let logged = if path.exists() {
+            let log: FileLog = read_json(&path)?;
+            self.files = log.files.into_iter().map(PathBuf::from).collect();
+            self.seen = self.files.iter().cloned().collect();
+            self.files.len()
+        } else {
+            0
+        };
+        self.log = Some((path, logged));
+        Ok(())
+    }
+
     fn latest_offset(&mut self, start: &SourceOffset, limit: ReadLimit) -> Result<SourceOffset> {
         self.discover()?;
         let from = count(start);
@@ -305,6 +345,7 @@ impl Source for FileSource {
             (ReadLimit::Configured, Some(max)) => available.min(max as usize),
             _ => available,
         };
+        self.log_taken(from + take)?;
         Ok(json!({"logOffset": from + take}))
     }
 

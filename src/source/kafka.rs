@@ -1,6 +1,7 @@
 //! The Kafka source, with Spark's schema (`key`, `value`, `topic`, `partition`, `offset`,
-//! `timestamp`, `timestampType`) and options (`subscribe`, `subscribePattern`, `assign`,
-//! `startingOffsets`, `endingOffsets`, `maxOffsetsPerTrigger`, `failOnDataLoss`, `kafka.*`).
+//! `timestamp`, `timestampType`, and `headers` with `includeHeaders`) and options
+//! (`subscribe`, `subscribePattern`, `assign`, `startingOffsets`, `endingOffsets`,
+//! `maxOffsetsPerTrigger`, `failOnDataLoss`, `includeHeaders`, `kafka.*`).
 //!
 //! Offsets live in the query's checkpoint, never in a consumer group: each batch is the
 //! exact range `{"topic": {"partition": next_offset}}` to `{...}`, read with `assign`, so a
@@ -12,14 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
+    StructBuilder, TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Message, Timestamp};
+use rdkafka::message::{Headers, Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Map, Value};
 
@@ -48,17 +49,29 @@ enum Bound {
     Specific(BTreeMap<TopicPartition, i64>),
 }
 
+/// A message's headers: keys with optional values, in order (keys may repeat).
+type HeaderList = Vec<(String, Option<Vec<u8>>)>;
+
 /// One message kept past a batch's end.
 struct Buffered {
     offset: i64,
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
     timestamp: (i64, i32),
+    headers: Option<HeaderList>,
 }
 
-/// Spark's Kafka source schema.
-pub fn kafka_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
+/// The fields of one header: `struct<key: string, value: binary>`.
+fn header_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("key", DataType::Utf8, true),
+        Field::new("value", DataType::Binary, true),
+    ])
+}
+
+/// Spark's Kafka source schema; `headers: array<struct<key, value>>` with `includeHeaders`.
+pub fn kafka_schema(include_headers: bool) -> SchemaRef {
+    let mut fields = vec![
         Field::new("key", DataType::Binary, true),
         Field::new("value", DataType::Binary, true),
         Field::new("topic", DataType::Utf8, true),
@@ -66,7 +79,34 @@ pub fn kafka_schema() -> SchemaRef {
         Field::new("offset", DataType::Int64, true),
         Field::new("timestamp", timestamp_type(), true),
         Field::new("timestampType", DataType::Int32, true),
-    ]))
+    ];
+    if include_headers {
+        fields.push(Field::new(
+            "headers",
+            DataType::List(Arc::new(Field::new(
+                "item",
+                DataType::Struct(header_fields()),
+                true,
+            ))),
+            true,
+        ));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// Whether the options ask for the `headers` column (`includeHeaders`, default false).
+pub fn include_headers(map: &BTreeMap<String, String>) -> Result<bool> {
+    Options::new(map, "kafka source").bool("includeHeaders", false)
+}
+
+/// The headers of a message, copied out of librdkafka's buffer.
+fn headers_of<M: Message>(message: &M) -> HeaderList {
+    message.headers().map_or_else(Vec::new, |headers| {
+        headers
+            .iter()
+            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+            .collect()
+    })
 }
 
 /// A Kafka source.
@@ -83,6 +123,7 @@ pub struct KafkaSource {
     /// Next offset the consumer will deliver, per assigned partition.
     positions: HashMap<TopicPartition, i64>,
     buffered: HashMap<TopicPartition, VecDeque<Buffered>>,
+    include_headers: bool,
 }
 
 /// Java-client options Spark users pass that have no librdkafka twin, with what to do.
@@ -238,11 +279,14 @@ impl KafkaSource {
             client_options,
             positions: HashMap::new(),
             buffered: HashMap::new(),
+            include_headers: include_headers(map)?,
         })
     }
 
+    /// A metadata or offset request failed: the brokers are unreachable or busy, which a
+    /// running query waits out.
     fn source_error(&self, what: &str, error: KafkaError) -> Error {
-        Error::Source(format!(
+        Error::SourceUnavailable(format!(
             "kafka source: {what} from the brokers at {} failed within {} ms: {}",
             self.bootstrap,
             self.timeout.as_millis(),
@@ -422,11 +466,17 @@ struct Columns {
     offset: Int64Builder,
     timestamp: TimestampMicrosecondBuilder,
     timestamp_type: Int32Builder,
+    headers: Option<ListBuilder<StructBuilder>>,
 }
 
 impl Columns {
-    fn new() -> Self {
+    fn new(include_headers: bool) -> Self {
         Columns {
+            headers: include_headers.then(|| {
+                ListBuilder::new(StructBuilder::from_fields(header_fields(), 0)).with_field(
+                    Arc::new(Field::new("item", DataType::Struct(header_fields()), true)),
+                )
+            }),
             key: BinaryBuilder::new(),
             value: BinaryBuilder::new(),
             topic: StringBuilder::new(),
@@ -441,6 +491,24 @@ impl Columns {
         self.key.append_option(message.key.as_deref());
         self.value.append_option(message.value.as_deref());
         self.push_meta(topic, partition, message.offset, message.timestamp);
+        self.push_headers(message.headers.as_deref().unwrap_or_default());
+    }
+
+    fn push_headers(&mut self, headers: &[(String, Option<Vec<u8>>)]) {
+        let Some(list) = &mut self.headers else {
+            return;
+        };
+        let entries = list.values();
+        for (key, value) in headers {
+            if let Some(b) = entries.field_builder::<StringBuilder>(0) {
+                b.append_value(key);
+            }
+            if let Some(b) = entries.field_builder::<BinaryBuilder>(1) {
+                b.append_option(value.as_deref());
+            }
+            entries.append(true);
+        }
+        list.append(true);
     }
 
     fn push_meta(&mut self, topic: &str, partition: i32, offset: i64, timestamp: (i64, i32)) {
@@ -452,7 +520,7 @@ impl Columns {
     }
 
     fn finish(mut self) -> Result<RecordBatch> {
-        let columns: Vec<ArrayRef> = vec![
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.key.finish()),
             Arc::new(self.value.finish()),
             Arc::new(self.topic.finish()),
@@ -461,7 +529,13 @@ impl Columns {
             Arc::new(self.timestamp.finish()),
             Arc::new(self.timestamp_type.finish()),
         ];
-        Ok(RecordBatch::try_new(kafka_schema(), columns)?)
+        if let Some(headers) = &mut self.headers {
+            columns.push(Arc::new(headers.finish()));
+        }
+        Ok(RecordBatch::try_new(
+            kafka_schema(self.headers.is_some()),
+            columns,
+        )?)
     }
 }
 
@@ -475,7 +549,7 @@ fn timestamp_of(timestamp: Timestamp) -> (i64, i32) {
 
 impl Source for KafkaSource {
     fn schema(&self) -> SchemaRef {
-        kafka_schema()
+        kafka_schema(self.include_headers)
     }
 
     fn initial_offset(&mut self) -> Result<SourceOffset> {
@@ -556,7 +630,7 @@ impl Source for KafkaSource {
             return Ok(vec![]);
         }
         self.position_at(&starts)?;
-        let mut columns = Columns::new();
+        let mut columns = Columns::new(self.include_headers);
         let mut pending: HashMap<TopicPartition, i64> = HashMap::new();
         for (partition, from) in &starts {
             let until = end[partition];
@@ -631,6 +705,7 @@ impl Source for KafkaSource {
                                     key: message.key().map(<[u8]>::to_vec),
                                     value: message.payload().map(<[u8]>::to_vec),
                                     timestamp: timestamp_of(message.timestamp()),
+                                    headers: self.include_headers.then(|| headers_of(&message)),
                                 });
                             if reached.is_some() {
                                 pending.remove(&partition);
@@ -646,6 +721,9 @@ impl Source for KafkaSource {
                         offset,
                         timestamp_of(message.timestamp()),
                     );
+                    if self.include_headers {
+                        columns.push_headers(&headers_of(&message));
+                    }
                     if offset + 1 >= until {
                         pending.remove(&partition);
                     }

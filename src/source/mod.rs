@@ -70,6 +70,12 @@ pub trait Source: Send {
         cancel: &Cancel,
     ) -> Result<Vec<RecordBatch>>;
 
+    /// Gives the source a folder of the query's checkpoint for what its offsets alone cannot
+    /// hold (the file source's list of files taken), before the first offset is asked for.
+    fn use_checkpoint(&mut self, _dir: &std::path::Path) -> Result<()> {
+        Ok(())
+    }
+
     /// Called once the batch ending at `end` is committed; sources may free what precedes it.
     fn commit(&mut self, _end: &SourceOffset) -> Result<()> {
         Ok(())

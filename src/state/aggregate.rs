@@ -199,6 +199,13 @@ impl AggregateOperator {
         keys + self.num_groups() * per_group
     }
 
+    /// What the state means (windowing and aggregate functions), kept in the checkpoint so a
+    /// restart with another aggregation is refused instead of misreading the state.
+    pub fn signature(&self) -> String {
+        let aggs: Vec<String> = self.aggs.iter().map(|a| format!("{:?}", a.kind)).collect();
+        format!("{:?} [{}]", self.grouping, aggs.join(", "))
+    }
+
     /// The state as JSON, for the checkpoint: every open group with its accumulators.
     pub fn snapshot(&self) -> Result<Json> {
         let mut groups: Vec<GroupSnapshot> = Vec::new();

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Union
 
 from ferrostream.errors import IllegalArgumentException, PySparkTypeError, StreamingQueryException
 from ferrostream.sql.types import StructType, to_datatype
@@ -279,9 +279,46 @@ class DataStreamWriter:
             raise IllegalArgumentException("Value for once/availableNow must be True.")
         return self
 
-    def foreachBatch(self, func: Any) -> DataStreamWriter:
-        """Calls ``func(batch_df, batch_id)`` for every micro-batch."""
-        raise IllegalArgumentException("foreachBatch is not supported by this version yet")
+    def foreachBatch(self, func: Callable[[DataFrame, int], None]) -> DataStreamWriter:
+        """Calls ``func(batch_df, batch_id)`` with every micro-batch's output.
+
+        ``batch_df`` is a batch :class:`DataFrame` (``toPandas()``, ``toArrow()``, ``write``)
+        valid while ``func`` runs. Every batch is passed, empty ones included. After a crash
+        the batch that was not committed is passed again with the same ``batch_id``, so a
+        function that writes idempotently by ``batch_id`` gives exactly-once output. If
+        ``func`` raises, the query stops and ``exception()`` carries the Python traceback.
+
+        Examples
+        --------
+        >>> def save(batch_df, batch_id):
+        ...     batch_df.toPandas().to_csv(f"/tmp/out/{batch_id}.csv")
+        >>> query = df.writeStream.foreachBatch(save).start()  # doctest: +SKIP
+        """
+        if not callable(func):
+            raise PySparkTypeError(
+                f"foreachBatch needs a function (batch_df, batch_id), got {type(func).__name__}"
+            )
+        self._foreach_batch = func
+        self._format = "foreachBatch"
+        return self
+
+    def _batch_caller(self) -> Optional[Callable[[Any, int], None]]:
+        """The function the engine calls: wraps each Arrow batch as a DataFrame for the user."""
+        func = self._foreach_batch
+        if func is None or self._format != "foreachBatch":
+            return None
+        from ferrostream.sql.dataframe import DataFrame
+
+        session = self._df._session
+
+        def call(table: Any, batch_id: int) -> None:
+            data_id = session._inner.add_arrow(table)
+            try:
+                func(DataFrame({"node": "batch", "id": data_id}, session), batch_id)
+            finally:
+                session._inner.remove_arrow(data_id)
+
+        return call
 
     def _writer_json(self) -> str:
         return json.dumps(
@@ -300,7 +337,9 @@ class DataStreamWriter:
         self.options(**options)
         if path is not None:
             self._options["path"] = path
-        inner = self._df._session._inner.start(self._df._json(), self._writer_json())
+        inner = self._df._session._inner.start(
+            self._df._json(), self._writer_json(), self._batch_caller()
+        )
         return StreamingQuery(inner, self._df._session)
 
     def toTable(self, tableName: str, **options: OptionValue) -> StreamingQuery:
