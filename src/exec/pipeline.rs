@@ -18,6 +18,7 @@ use crate::expr::{ExprMetrics, ExprNode, Lowering};
 use crate::plan::{Op, OutputMode};
 use crate::state::accumulator::AggKind;
 use crate::state::aggregate::{AggSlot, AggregateOperator, Grouping, InputLayout, UpdateStats};
+use crate::state::dedup::DedupOperator;
 use crate::window::{parse_non_negative_interval, parse_positive_interval, WindowSpec};
 use crate::{analysis, illegal};
 
@@ -33,6 +34,8 @@ pub struct WatermarkDef {
 enum Segment {
     Ops(Vec<Op>),
     Observe(usize),
+    /// `dropDuplicates` on a stream: the pipeline's `dedup` operator filters here.
+    Dedup,
     /// Evaluate what came before once: DataFusion would otherwise inline an expensive
     /// expression (from_json) into every field read from it, parsing each message per field.
     Materialize,
@@ -52,6 +55,8 @@ pub struct Pipeline {
     input_schema: SchemaRef,
     segments: Vec<Segment>,
     stateful: Option<Stateful>,
+    /// A streaming `dropDuplicates` (a plan has it or an aggregation, never both).
+    dedup: Option<DedupOperator>,
     post: Vec<Op>,
     watermarks: Vec<WatermarkDef>,
     windowed_on_watermark: bool,
@@ -80,6 +85,7 @@ impl Pipeline {
         let mut current: Vec<Op> = Vec::new();
         let mut watermarks: Vec<WatermarkDef> = Vec::new();
         let mut stateful = None;
+        let mut dedup = None;
         let mut post = Vec::new();
         let mut windowed_on_watermark = false;
         let mut schema_df = frame(ctx, Arc::clone(&input_schema), vec![])?;
@@ -122,10 +128,16 @@ impl Pipeline {
                         keeps_late: !compiled.1 || mode == OutputMode::Complete,
                     });
                 }
-                Op::Dedup(_) => {
-                    return Err(analysis!(
-                        "dropDuplicates() is not supported by this version of ferrostream yet"
-                    ))
+                Op::Dedup(columns) => {
+                    segments.push(Segment::Ops(std::mem::take(&mut current)));
+                    let watermarked: Vec<String> =
+                        watermarks.iter().map(|w| w.column.clone()).collect();
+                    dedup = Some(DedupOperator::new(
+                        &arrow_schema(&schema_df),
+                        columns.as_deref().unwrap_or_default(),
+                        &watermarked,
+                    )?);
+                    segments.push(Segment::Dedup);
                 }
                 Op::Union(_) => {
                     return Err(analysis!("union() is only supported on batch DataFrames"))
@@ -154,6 +166,7 @@ impl Pipeline {
             input_schema,
             segments,
             stateful,
+            dedup,
             post,
             watermarks,
             windowed_on_watermark,
@@ -178,7 +191,7 @@ impl Pipeline {
 
     /// Whether the plan keeps state.
     pub fn is_stateful(&self) -> bool {
-        self.stateful.is_some()
+        self.stateful.is_some() || self.dedup.is_some()
     }
 
     /// Whether a watermark of `watermark` would close a window the state holds.
@@ -197,6 +210,9 @@ impl Pipeline {
 
     /// Groups and rough bytes held by the stateful operator.
     pub fn state_size(&self) -> (usize, usize) {
+        if let Some(dedup) = &self.dedup {
+            return (dedup.len(), dedup.memory_bytes());
+        }
         self.stateful.as_ref().map_or((0, 0), |s| {
             (s.operator.num_groups(), s.operator.memory_bytes())
         })
@@ -204,6 +220,9 @@ impl Pipeline {
 
     /// What the stateful operator's state means: its inputs, windowing and functions.
     pub fn state_signature(&self) -> Option<String> {
+        if let Some(dedup) = &self.dedup {
+            return Some(dedup.signature());
+        }
         self.stateful.as_ref().map(|s| {
             let inputs: Vec<String> = s.projection.iter().map(ExprNode::spark_name).collect();
             format!("{} over ({})", s.operator.signature(), inputs.join(", "))
@@ -212,6 +231,9 @@ impl Pipeline {
 
     /// The stateful operator's state for the checkpoint.
     pub fn snapshot_state(&self) -> Result<Option<serde_json::Value>> {
+        if let Some(dedup) = &self.dedup {
+            return dedup.snapshot().map(Some);
+        }
         self.stateful
             .as_ref()
             .map(|s| s.operator.snapshot())
@@ -220,6 +242,9 @@ impl Pipeline {
 
     /// Restores the stateful operator's state from the checkpoint.
     pub fn restore_state(&mut self, state: serde_json::Value) -> Result<()> {
+        if let Some(dedup) = &mut self.dedup {
+            return dedup.restore(state);
+        }
         match &mut self.stateful {
             Some(stateful) => stateful.operator.restore(state),
             None => Ok(()),
@@ -251,6 +276,19 @@ impl Pipeline {
                     let schema = arrow_schema(&df);
                     let batches = df.collect().await?;
                     df = frame(&self.ctx, schema, batches)?;
+                }
+                Segment::Dedup => {
+                    let schema = arrow_schema(&df);
+                    let mut kept = Vec::new();
+                    if let Some(dedup) = &mut self.dedup {
+                        for batch in df.collect().await? {
+                            let (batch, update) = dedup.filter(&batch, late_watermark)?;
+                            stats.state.rows_updated += update.added;
+                            stats.state.dropped_by_watermark += update.dropped_by_watermark;
+                            kept.push(batch);
+                        }
+                    }
+                    df = frame(&self.ctx, schema, kept)?;
                 }
                 Segment::Observe(index) => {
                     let schema = arrow_schema(&df);
@@ -301,6 +339,9 @@ impl Pipeline {
         mode: OutputMode,
         watermark: Option<i64>,
     ) -> Result<Vec<RecordBatch>> {
+        if let Some(dedup) = &mut self.dedup {
+            dedup.evict(watermark);
+        }
         let Some(stateful) = &mut self.stateful else {
             return Ok(stateless_output);
         };

@@ -1,6 +1,8 @@
-//! Keyed aggregation state: accumulators, the windowed aggregation operator, and the values
-//! they hold. State is bounded by open windows × keys and snapshotted by the checkpoint.
+//! Keyed state: accumulators, the windowed aggregation operator and the values they hold,
+//! and streaming deduplication. State is bounded by open windows × keys (or by the watermark
+//! for deduplication) and snapshotted by the checkpoint.
 
 pub mod accumulator;
 pub mod aggregate;
+pub mod dedup;
 pub mod value;

@@ -47,6 +47,16 @@ def shuffled_ticks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def dedup_ticks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shuffled ticks whose late rows both rules judge alike for a row's own event time too
+    (deduplication drops a late row by its event time, not by its window's end)."""
+    folder = tmp_path_factory.mktemp("dedup") / "ticks"
+    sizes = (P.HOUR_MS, P.DAY_MS, 1)  # a 1 ms "window" ends right after the row itself
+    P.write_tick_files(folder, P.tick_batches(seed=11, ordered=False, window_sizes=sizes))
+    return folder
+
+
 def memory_table(
     engine: Engine,
     build: Callable[[Engine], Any],
@@ -296,23 +306,17 @@ def test_files_appearing_while_running(
     assert_same(spark_table, ours)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dropDuplicates on streams (with a watermark) is not built in the engine yet "
-    "(src/exec/pipeline.rs raises AnalysisException); this passes when it is",
-)
 def test_stream_drop_duplicates_with_watermark(
-    pyspark_engine: Engine, ferro_engine: Engine, shuffled_ticks: Path, tmp_path: Path
+    pyspark_engine: Engine, ferro_engine: Engine, dedup_ticks: Path, tmp_path: Path
 ) -> None:
     """The ticks carry exact duplicates: dropped on (symbol, event_time) within the watermark."""
 
     def build(engine: Engine) -> Any:
-        ticks = P.with_event_time(engine, P.file_ticks(engine, shuffled_ticks))
+        ticks = P.with_event_time(engine, P.file_ticks(engine, dedup_ticks))
         return ticks.dropDuplicates(["symbol", "event_timestamp"]).select(
             "symbol", "event_timestamp", "price"
         )
 
-    # ferrostream first: while the engine lacks it, the test fails before PySpark's run.
     ours = memory_table(ferro_engine, build, "append", AVAILABLE_NOW, tmp_path / "ferrostream")
     spark_table = memory_table(pyspark_engine, build, "append", AVAILABLE_NOW, tmp_path / "pyspark")
     assert_same(spark_table, ours)
