@@ -16,7 +16,6 @@ import pytest
 
 pytest.importorskip("prophet")
 
-from ferrostream.errors import IllegalArgumentException
 from ferrostream.forecast import (
     CandleGapError,
     LiveForecast,
@@ -310,11 +309,7 @@ def test_live_forecast_refits_every_n_batches() -> None:
 def test_live_forecast_through_foreach_batch(spark: SparkSession, tmp_path: Path) -> None:
     stream = MemoryStream(spark, TICKS)
     live = LiveForecast(horizon=3, every=2)
-    writer = hourly_ohlc(stream.toDF()).writeStream.outputMode("append")
-    try:
-        writer = writer.foreachBatch(live)
-    except IllegalArgumentException as err:
-        pytest.skip(f"foreachBatch not available in this build: {err}")
+    writer = hourly_ohlc(stream.toDF()).writeStream.outputMode("append").foreachBatch(live)
     query = writer.option("checkpointLocation", str(tmp_path / "chk")).start()
     try:
         for day in range(3):
