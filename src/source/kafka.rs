@@ -111,7 +111,12 @@ fn headers_of<M: Message>(message: &M) -> HeaderList {
 
 /// A Kafka source.
 pub struct KafkaSource {
+    /// Fetches the messages of the assigned partitions.
     consumer: BaseConsumer,
+    /// Asks for metadata and offsets on connections of its own: a broker answers one
+    /// request per connection at a time, so on the consumer's connections these would queue
+    /// behind a fetch the broker holds for up to `fetch.wait.max.ms` (0.5 s per request).
+    offsets: BaseConsumer,
     subscription: Subscription,
     starting: Bound,
     ending: Bound,
@@ -257,18 +262,33 @@ impl KafkaSource {
             let prefix = options.get("groupIdPrefix").unwrap_or("spark-kafka-source");
             config.set("group.id", format!("{prefix}-{}", uuid::Uuid::new_v4()));
         }
+        // Low-latency fetching unless the user chose otherwise: the broker answers a fetch at
+        // once when data arrives, and these bound the wait after an empty fetch.
+        for (name, value) in [
+            ("fetch.wait.max.ms", "100"),
+            ("fetch.error.backoff.ms", "10"),
+        ] {
+            if options.get(&format!("kafka.{name}")).is_none() {
+                config.set(name, value);
+            }
+        }
         config
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "error");
-        let consumer: BaseConsumer = config.create().map_err(|e| {
-            illegal!(
-                "kafka source: invalid Kafka client option: {}",
-                redact(&e.to_string(), &client_options)
-            )
-        })?;
+        let create = |config: &ClientConfig| -> Result<BaseConsumer> {
+            config.create().map_err(|e| {
+                illegal!(
+                    "kafka source: invalid Kafka client option: {}",
+                    redact(&e.to_string(), &client_options)
+                )
+            })
+        };
+        let consumer = create(&config)?;
+        let offsets = create(&config)?;
         Ok(KafkaSource {
             consumer,
+            offsets,
             subscription,
             starting,
             ending,
@@ -307,9 +327,9 @@ impl KafkaSource {
             Subscription::Pattern(_) => vec![],
         };
         let metadata = if topics.len() == 1 {
-            self.consumer.fetch_metadata(Some(&topics[0]), self.timeout)
+            self.offsets.fetch_metadata(Some(&topics[0]), self.timeout)
         } else {
-            self.consumer.fetch_metadata(None, self.timeout)
+            self.offsets.fetch_metadata(None, self.timeout)
         }
         .map_err(|e| self.source_error("fetching metadata", e))?;
         let mut result = Vec::new();
@@ -335,7 +355,7 @@ impl KafkaSource {
     }
 
     fn watermarks(&self, partition: &TopicPartition) -> Result<(i64, i64)> {
-        self.consumer
+        self.offsets
             .fetch_watermarks(&partition.0, partition.1, self.timeout)
             .map_err(|e| {
                 self.source_error(
