@@ -15,6 +15,8 @@
 #   CARGO_TARGET_DIR          build folder (default ~/.cache/ferrostream/target)
 #   FERROSTREAM_BENCH_VENV    the engines' venv (default /tmp/fs-bench-venv)
 #   FERROSTREAM_BENCH_BUILD   0 to reuse the installed wheel and the built kafka_bench
+#   FERROSTREAM_BENCH_SRC     the source tree to build (default this checkout), e.g. a
+#                             `git archive` of one commit, so others' edits in progress stay out
 #   PYTHON                    the interpreter for a new venv (default python3.11)
 set -euo pipefail
 
@@ -22,6 +24,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ferrostream/target}"
 VENV="${FERROSTREAM_BENCH_VENV:-/tmp/fs-bench-venv}"
 BUILD="${FERROSTREAM_BENCH_BUILD:-1}"
+SRC="${FERROSTREAM_BENCH_SRC:-$ROOT}"
 WORK="${FERROSTREAM_BENCH_WORK:-/tmp/ferrostream-vs-pyspark}"
 # A broker of our own: tests running next to the benchmark start and stop theirs.
 export FERROSTREAM_KAFKA_STATE="${FERROSTREAM_KAFKA_STATE:-/tmp/ferrostream-bench-kafka}"
@@ -48,13 +51,13 @@ fi
 if [[ "$BUILD" != 0 ]]; then
     log "building the release wheel (the first time takes 15-20 minutes on 2 cores)"
     rm -rf "$WORK/wheels"
-    (cd "$ROOT" && "$(maturin_bin)" build --release --out "$WORK/wheels") >&2
+    (cd "$SRC" && "$(maturin_bin)" build --release --out "$WORK/wheels") >&2
     "$VENV/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps \
         "$WORK"/wheels/ferrostream-*.whl >&2
     "$VENV/bin/pip" install -q --disable-pip-version-check "pyarrow>=15" >&2
 
     log "building benches/kafka_bench.rs"
-    (cd "$ROOT" && cargo bench --no-default-features --bench kafka_bench --no-run \
+    (cd "$SRC" && cargo bench --no-default-features --bench kafka_bench --no-run \
         --message-format=json) >"$WORK/kafka_bench.json"
 fi
 KAFKA_BENCH=$("$VENV/bin/python" - "$WORK/kafka_bench.json" <<'EOF'

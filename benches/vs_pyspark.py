@@ -191,11 +191,20 @@ def session(engine: str, spark_jars: str) -> Tuple[Any, Any]:
     return sql, spark
 
 
-def batch_end(progress: Dict[str, Any]) -> float:
-    """When a batch ended, in Unix seconds: its trigger time plus its execution time."""
+def batch_end(progress: Dict[str, Any], engine: str) -> float:
+    """When a batch ended, in Unix seconds: its trigger time plus its execution time.
+
+    Spark's progress ``timestamp`` is the trigger's start, before ``latestOffset``;
+    ferrostream (src/exec/query.rs, ``run_batch``) takes it after ``latestOffset``, while its
+    ``triggerExecution`` still counts from the trigger's start, so that part is taken off.
+    """
     started = dt.datetime.strptime(progress["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ")
     started = started.replace(tzinfo=dt.timezone.utc)
-    return started.timestamp() + float(progress["durationMs"]["triggerExecution"]) / 1000.0
+    durations = progress["durationMs"]
+    execution = float(durations["triggerExecution"])
+    if engine == "ferrostream":
+        execution -= float(durations.get("latestOffset", 0))
+    return started.timestamp() + execution / 1000.0
 
 
 def end_offsets(progress: Dict[str, Any]) -> Dict[str, int]:
@@ -204,6 +213,15 @@ def end_offsets(progress: Dict[str, Any]) -> Dict[str, int]:
     if isinstance(offsets, str):
         offsets = json.loads(offsets)
     return {p: int(o) for topic in offsets.values() for p, o in topic.items()}
+
+
+def summed_durations(progress: List[Dict[str, Any]]) -> Dict[str, int]:
+    """Each phase's milliseconds over a query's batches (where its time went)."""
+    total: Dict[str, int] = {}
+    for report in progress:
+        for phase, ms in report["durationMs"].items():
+            total[phase] = total.get(phase, 0) + int(ms)
+    return total
 
 
 def child_throughput(args: argparse.Namespace) -> None:
@@ -219,7 +237,7 @@ def child_throughput(args: argparse.Namespace) -> None:
     ended = time.time()
     progress = [p for query in queries for p in query.recentProgress]
     data_batches = [p for p in progress if p["numInputRows"] > 0]
-    first_batch = min((batch_end(p) for p in data_batches), default=ended)
+    first_batch = min((batch_end(p, args.engine) for p in data_batches), default=ended)
     result = {
         "started": started,
         "query_started": query_started,
@@ -228,6 +246,7 @@ def child_throughput(args: argparse.Namespace) -> None:
         "batches": {q.name: sum(1 for p in q.recentProgress) for q in queries},
         "input_rows": {q.name: sum(p["numInputRows"] for p in q.recentProgress) for q in queries},
         "memory_rows": spark.table(MEMORY_TABLE).count(),
+        "duration_ms": {q.name: summed_durations(q.recentProgress) for q in queries},
     }
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     spark.stop()
@@ -255,7 +274,7 @@ def child_latency(args: argparse.Namespace) -> None:
                 seen = progress["batchId"]
                 batch = {
                     "batch": seen,
-                    "end": batch_end(progress),
+                    "end": batch_end(progress, args.engine),
                     "rows": progress["numInputRows"],
                     "offsets": end_offsets(progress),
                 }
@@ -632,14 +651,21 @@ def latency_run(bench: Bench, engine: str, rate: int) -> LatencyResult:
         try:
             if not ready.wait(args.timeout):
                 raise SystemExit(f"{engine} did not start its query (log: {log})")
-            # Let the engine's first, empty triggers pass before the clock starts.
-            time.sleep(2.0)
+            # Warm the engine up first (a JVM compiles its first batches for seconds): a short
+            # burst it must have read before the measured producer starts.
+            warmup = bench.kafka("rate", "--topic", topic, "--rate", "1000", "--seconds", "2")
+            until = time.time() + args.timeout
+            while consumed[0] < warmup["ticks"] and time.time() < until:
+                if child.poll() is not None:
+                    raise SystemExit(f"{engine} exited early (log: {log})")
+                time.sleep(0.1)
             seconds = args.latency_warmup + args.latency_seconds
             produced = bench.kafka(
                 "rate", "--topic", topic, "--rate", str(rate), "--seconds", str(seconds),
                 timeout=seconds * 3 + 60,
             )  # fmt: skip
-            deadline = time.time() + max(10.0, args.latency_seconds)
+            produced["ticks"] += warmup["ticks"]
+            deadline = time.time() + max(30.0, args.latency_seconds)
             while consumed[0] < produced["ticks"] and time.time() < deadline:
                 if child.poll() is not None:
                     raise SystemExit(f"{engine} exited early (log: {log})")
