@@ -9,6 +9,7 @@
 #   scripts/kafka.sh restart [--down-seconds N]
 #                                        stops the broker keeping its topics, waits N s, starts
 #                                        it again on the same port (for outage tests)
+#   scripts/kafka.sh tool CLASS [ARGS]   runs a Kafka tool class (e.g. DeleteRecordsCommand)
 #
 # Environment:
 #   FERROSTREAM_KAFKA_VERSION        Kafka release (default below; 4.x needs Java 17)
@@ -449,6 +450,14 @@ cmd_restart() {
     launch_broker "${bootstrap##*:}"
 }
 
+# Runs one of the broker's own tools, e.g. org.apache.kafka.tools.DeleteRecordsCommand.
+cmd_tool() {
+    [[ $# -ge 1 ]] || die "tool needs a class name, e.g. org.apache.kafka.tools.DeleteRecordsCommand"
+    need_java
+    cmd_fetch
+    java -Xmx256m -XX:TieredStopAtLevel=1 -Dlog4j2.level=warn -cp "$CLASSPATH_GLOB" "$@"
+}
+
 cmd_status() {
     local pid
     if pid=$(running_pid) && [[ -f "$STATE_DIR/bootstrap" ]]; then
@@ -470,6 +479,7 @@ main() {
     start) cmd_start "$@" ;;
     stop) cmd_stop ;;
     restart) cmd_restart "$@" ;;
+    tool) cmd_tool "$@" ;;
     status) cmd_status ;;
     -h | --help | help) usage 0 ;;
     *)

@@ -129,6 +129,8 @@ pub struct KafkaSource {
     positions: HashMap<TopicPartition, i64>,
     buffered: HashMap<TopicPartition, VecDeque<Buffered>>,
     include_headers: bool,
+    /// Each partition's earliest offset when last asked (`latest_offset`).
+    low_marks: HashMap<TopicPartition, i64>,
 }
 
 /// Java-client options Spark users pass that have no librdkafka twin, with what to do.
@@ -300,6 +302,7 @@ impl KafkaSource {
             positions: HashMap::new(),
             buffered: HashMap::new(),
             include_headers: include_headers(map)?,
+            low_marks: HashMap::new(),
         })
     }
 
@@ -312,6 +315,25 @@ impl KafkaSource {
             self.timeout.as_millis(),
             redact(&error.to_string(), &self.client_options)
         ))
+    }
+
+    /// Offsets `from..low` were removed before they were read: an error with
+    /// failOnDataLoss (Spark's default), else a warning and they are skipped.
+    fn check_data_loss(&self, partition: &TopicPartition, from: i64, low: i64) -> Result<()> {
+        if self.fail_on_data_loss {
+            return Err(Error::Source(format!(
+                "kafka source: offsets {from}..{low} of {}-{} were removed (retention) before \
+                 they were read; some data may have been lost. Set failOnDataLoss=false to skip \
+                 them with a warning.",
+                partition.0, partition.1
+            )));
+        }
+        log::warn!(
+            "kafka source: skipping removed offsets {from}..{low} of {}-{}",
+            partition.0,
+            partition.1
+        );
+        Ok(())
     }
 
     /// The partitions the subscription covers now.
@@ -587,20 +609,9 @@ impl Source for KafkaSource {
             let (low, high) = self.watermarks(&partition)?;
             // A partition added later starts at its beginning, as in Spark.
             let from = start.get(&partition).copied().unwrap_or(low);
+            self.low_marks.insert(partition.clone(), low);
             if from < low {
-                if self.fail_on_data_loss {
-                    return Err(Error::Source(format!(
-                        "kafka source: offsets {from}..{low} of {}-{} were removed (retention) \
-                         before they were read; some data may have been lost. Set \
-                         failOnDataLoss=false to skip them with a warning.",
-                        partition.0, partition.1
-                    )));
-                }
-                log::warn!(
-                    "kafka source: skipping removed offsets {from}..{low} of {}-{}",
-                    partition.0,
-                    partition.1
-                );
+                self.check_data_loss(&partition, from, low)?;
             }
             let from = from.max(low);
             lags.push((partition.clone(), from, (high - from).max(0)));
@@ -636,12 +647,16 @@ impl Source for KafkaSource {
         let end = offsets_from_json(end)?;
         let mut starts = BTreeMap::new();
         for (partition, &until) in &end {
-            let (low, _) = if start.contains_key(partition) {
-                (0, 0)
-            } else {
-                self.watermarks(partition)?
+            let low = match self.low_marks.get(partition) {
+                Some(low) => *low,
+                None => self.watermarks(partition)?.0,
             };
-            let from = start.get(partition).copied().unwrap_or(low);
+            let mut from = start.get(partition).copied().unwrap_or(low);
+            if from < low {
+                // Removed by retention after the batch was planned (or before a rerun).
+                self.check_data_loss(partition, from, low)?;
+                from = low;
+            }
             if from < until {
                 starts.insert(partition.clone(), from);
             }
