@@ -15,6 +15,7 @@
 #   CARGO_TARGET_DIR          build folder (default ~/.cache/ferrostream/target)
 #   FERROSTREAM_BENCH_VENV    the engines' venv (default /tmp/fs-bench-venv)
 #   FERROSTREAM_BENCH_BUILD   0 to reuse the installed wheel and the built kafka_bench
+#   FERROSTREAM_KAFKA_BENCH   a kafka_bench binary to use instead of the one built here
 #   FERROSTREAM_BENCH_SRC     the source tree to build (default this checkout), e.g. a
 #                             `git archive` of one commit, so others' edits in progress stay out
 #   PYTHON                    the interpreter for a new venv (default python3.11)
@@ -60,7 +61,8 @@ if [[ "$BUILD" != 0 ]]; then
     (cd "$SRC" && cargo bench --no-default-features --bench kafka_bench --no-run \
         --message-format=json) >"$WORK/kafka_bench.json"
 fi
-KAFKA_BENCH=$("$VENV/bin/python" - "$WORK/kafka_bench.json" <<'EOF'
+KAFKA_BENCH="${FERROSTREAM_KAFKA_BENCH:-}"
+[[ -n "$KAFKA_BENCH" ]] || KAFKA_BENCH=$("$VENV/bin/python" - "$WORK/kafka_bench.json" <<'EOF'
 import json, sys
 for line in open(sys.argv[1]):
     message = json.loads(line)
