@@ -20,7 +20,7 @@ use crate::expr::types::{arrow_schema, spark_struct};
 use crate::expr::ExprMetrics;
 use crate::plan::{validate_streaming, Leaf, Op, OutputMode, Plan};
 use crate::sink::console::ConsoleSink;
-use crate::sink::file::FileSink;
+use crate::sink::file::{FileSink, SaveMode};
 use crate::sink::foreach_batch::{BatchFn, ForeachBatchSink};
 use crate::sink::memory::{MemorySink, MemoryTable};
 use crate::sink::Sink;
@@ -56,6 +56,9 @@ pub struct WriterSpec {
     /// `partitionBy` columns.
     #[serde(default)]
     pub partition_by: Vec<String>,
+    /// `df.write.mode(...)`: Spark's save mode of a batch write.
+    #[serde(default)]
+    pub save_mode: Option<String>,
 }
 
 fn default_mode() -> String {
@@ -509,8 +512,22 @@ impl Session {
                 )?;
                 Ok(batches.iter().map(|b| b.num_rows() as u64).sum())
             }
+            format @ ("parquet" | "json" | "csv") => {
+                let options = crate::source::options::Options::new(&writer.options, "df.write");
+                let path = options.required("path", "e.g. df.write.parquet(\"/data/out\")")?;
+                crate::sink::file::save_files(
+                    format,
+                    std::path::Path::new(path),
+                    &writer.partition_by,
+                    &writer.options,
+                    SaveMode::parse(writer.save_mode.as_deref().unwrap_or("errorifexists"))?,
+                    schema,
+                    &batches,
+                )
+            }
             other => Err(illegal!(
-                "df.write.format('{other}') is not supported yet; supported: kafka, console"
+                "df.write.format('{other}') is not supported; supported: parquet, json, csv, \
+                 kafka, console"
             )),
         }
     }

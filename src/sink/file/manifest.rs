@@ -74,6 +74,11 @@ pub fn live_files(path: &Path) -> Result<(Vec<ManifestFile>, Vec<String>)> {
     Ok((live, removed))
 }
 
+/// The id of the newest committed batch, if any.
+pub fn last_batch_id(path: &Path) -> Result<Option<u64>> {
+    Ok(read_manifests(path)?.last().map(|m| m.batch_id))
+}
+
 /// Every committed manifest, checked, in batch id order.
 fn read_manifests(path: &Path) -> Result<Vec<Manifest>> {
     if !path

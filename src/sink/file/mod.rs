@@ -37,6 +37,7 @@ mod compact;
 mod format;
 mod manifest;
 mod paths;
+mod save;
 
 pub use format::FileFormat;
 use format::PartWriter;
@@ -44,6 +45,7 @@ pub use manifest::{committed_files, METADATA_DIR};
 use manifest::{Manifest, ManifestFile};
 pub use paths::{escape_path_name, unescape_path_name};
 use paths::{is_data_file_of, is_plain_name};
+pub use save::{save_files, SaveMode};
 
 use super::Sink;
 use crate::analysis;
