@@ -124,8 +124,9 @@ def test_kill_9_twenty_times_loses_and_duplicates_nothing(
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         progress.append(committed_batches(crashed))
-    # The kills landed while batches were being committed, not all before the first one.
-    assert progress[-1] > progress[0] > 0, progress
+    # The kills landed at many stages of the run (committed batches kept growing between
+    # them), not all before the first commit or after the last.
+    assert len(set(progress)) >= 3 and progress[-1] > 0, progress
     run_to_end(kafka_bootstrap, tick_topic, crashed)
 
     for query in ("hourly", "daily"):
