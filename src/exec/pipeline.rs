@@ -70,6 +70,24 @@ pub struct BatchStats {
     pub event_times: Vec<EventTimeStats>,
     /// State updates and late drops.
     pub state: UpdateStats,
+    /// Malformed records `from_json` met (set by the query loop).
+    pub malformed_rows: u64,
+}
+
+impl BatchStats {
+    /// Adds the statistics of another chunk of the same batch.
+    pub fn merge(&mut self, other: BatchStats) {
+        if self.event_times.is_empty() {
+            self.event_times = other.event_times;
+        } else {
+            for (mine, theirs) in self.event_times.iter_mut().zip(other.event_times) {
+                mine.merge(&theirs);
+            }
+        }
+        self.state.rows_updated += other.state.rows_updated;
+        self.state.dropped_by_watermark += other.state.dropped_by_watermark;
+        self.malformed_rows += other.malformed_rows;
+    }
 }
 
 impl Pipeline {
@@ -396,6 +414,20 @@ impl EventTimeStats {
             }
         }
         Ok(())
+    }
+
+    /// Adds another chunk's statistics.
+    pub fn merge(&mut self, other: &EventTimeStats) {
+        self.min = match (self.min, other.min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.max = match (self.max, other.max) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.sum += other.sum;
+        self.count += other.count;
     }
 
     /// The mean event time.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::pipeline::Pipeline;
+use super::pipeline::{BatchStats, Pipeline};
 use super::progress::{progress_json, BatchReport, Durations};
 use super::runtime::block_on;
 use super::trigger::Trigger;
@@ -28,6 +28,9 @@ use crate::window::{Clock, WatermarkTracker};
 
 /// How long the loop waits before asking an idle source again (Spark's pollingDelay).
 const POLLING_DELAY: Duration = Duration::from_millis(10);
+/// Rows read, rows written, statistics, and milliseconds reading and processing.
+type ProcessedBatch = (u64, u64, BatchStats, u64, u64);
+
 /// Backoff while a source is unreachable: first wait, and the longest.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -447,17 +450,9 @@ impl Runner {
             checkpoint.write_offsets(self.batch_id, &self.start, &end)?;
         }
         durations.wal_commit = wal.elapsed().as_millis() as u64;
-        let read = Instant::now();
-        let input = self
-            .spec
-            .source
-            .get_batch(&self.start, &end, &self.shared.cancel)?;
-        durations.get_batch = read.elapsed().as_millis() as u64;
-        let num_input_rows: u64 = input.iter().map(|b| b.num_rows() as u64).sum();
-        let add = Instant::now();
-        let malformed_before = self.spec.pipeline.metrics().malformed_rows();
-        let (output, stats) = self.process(input)?;
-        durations.add_batch = add.elapsed().as_millis() as u64;
+        let (num_input_rows, output, stats, read_ms, add_ms) = self.process(&end)?;
+        durations.get_batch = read_ms;
+        durations.add_batch = add_ms;
         let commit = Instant::now();
         if let Some(checkpoint) = &mut self.spec.checkpoint {
             checkpoint.commit(self.batch_id, &self.tracker, &self.spec.pipeline)?;
@@ -488,7 +483,7 @@ impl Runner {
                 end.clone(),
             ),
             sink: self.spec.sink.description(),
-            malformed_rows: self.spec.pipeline.metrics().malformed_rows() - malformed_before,
+            malformed_rows: stats.malformed_rows,
         };
         self.last_batch_started = Some(started);
         self.start = end;
@@ -497,16 +492,33 @@ impl Runner {
         Ok(())
     }
 
-    /// Runs the plan on a batch's rows, advances the watermark and writes the sink; returns
-    /// the rows written.
-    fn process(
-        &mut self,
-        input: Vec<arrow::array::RecordBatch>,
-    ) -> Result<(u64, super::pipeline::BatchStats)> {
+    /// Reads the batch ending at `end` chunk by chunk through the plan, advances the
+    /// watermark and writes the sink. Returns the rows read and written, the statistics, and
+    /// the milliseconds spent reading and processing.
+    fn process(&mut self, end: &SourceOffset) -> Result<ProcessedBatch> {
         let late_watermark = self.tracker.current();
         let batch_id = self.batch_id;
-        let (stateless, stats) =
-            block_on(self.spec.pipeline.process(input, batch_id, late_watermark))??;
+        let malformed_before = self.spec.pipeline.metrics().malformed_rows();
+        let mut stats = BatchStats::default();
+        let mut stateless = Vec::new();
+        let mut rows = 0u64;
+        let mut processing = Duration::ZERO;
+        let read = Instant::now();
+        let pipeline = &mut self.spec.pipeline;
+        self.spec
+            .source
+            .read_batch(&self.start, end, &self.shared.cancel, &mut |chunk| {
+                let started = Instant::now();
+                rows += chunk.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+                let (out, chunk_stats) =
+                    block_on(pipeline.process(chunk, batch_id, late_watermark))??;
+                stateless.extend(out);
+                stats.merge(chunk_stats);
+                processing += started.elapsed();
+                Ok(())
+            })?;
+        let read_ms = read.elapsed().saturating_sub(processing);
+        let add = Instant::now();
         for (index, event_times) in stats.event_times.iter().enumerate() {
             if let Some(max) = event_times.max {
                 self.tracker
@@ -524,7 +536,15 @@ impl Runner {
         self.spec
             .sink
             .add_batch(batch_id, &schema, &output, self.spec.mode)?;
-        Ok((output.iter().map(|b| b.num_rows() as u64).sum(), stats))
+        let written = output.iter().map(|b| b.num_rows() as u64).sum();
+        stats.malformed_rows = self.spec.pipeline.metrics().malformed_rows() - malformed_before;
+        Ok((
+            rows,
+            written,
+            stats,
+            read_ms.as_millis() as u64,
+            (processing + add.elapsed()).as_millis() as u64,
+        ))
     }
 
     /// With an idle timeout, a quiet stream still moves the watermark with processing time;

@@ -30,6 +30,10 @@ use crate::error::{Error, Result};
 use crate::expr::types::timestamp_type;
 use crate::illegal;
 
+/// Messages per chunk a batch is handed on in (see `Source::read_batch`): bounds memory by a
+/// chunk instead of by `maxOffsetsPerTrigger`.
+const CHUNK_ROWS: usize = 65_536;
+
 /// A topic and partition.
 type TopicPartition = (String, i32);
 
@@ -643,6 +647,30 @@ impl Source for KafkaSource {
         end: &SourceOffset,
         cancel: &Cancel,
     ) -> Result<Vec<RecordBatch>> {
+        let mut batches = Vec::new();
+        self.read_batch(start, end, cancel, &mut |chunk| {
+            batches.extend(chunk);
+            Ok(())
+        })?;
+        Ok(batches)
+    }
+
+    fn read_batch(
+        &mut self,
+        start: &SourceOffset,
+        end: &SourceOffset,
+        cancel: &Cancel,
+        each: &mut dyn FnMut(Vec<RecordBatch>) -> Result<()>,
+    ) -> Result<()> {
+        let include_headers = self.include_headers;
+        // Hands a full chunk on and starts the next.
+        let mut flush = |columns: &mut Columns, at_least: usize| -> Result<()> {
+            if arrow::array::ArrayBuilder::len(&columns.offset) >= at_least.max(1) {
+                let full = std::mem::replace(columns, Columns::new(include_headers));
+                each(vec![full.finish()?])?;
+            }
+            Ok(())
+        };
         let start = offsets_from_json(start)?;
         let end = offsets_from_json(end)?;
         let mut starts = BTreeMap::new();
@@ -662,7 +690,7 @@ impl Source for KafkaSource {
             }
         }
         if starts.is_empty() {
-            return Ok(vec![]);
+            return Ok(());
         }
         self.position_at(&starts)?;
         let mut columns = Columns::new(self.include_headers);
@@ -680,6 +708,7 @@ impl Source for KafkaSource {
                         next = message.offset + 1;
                     }
                     buffer.pop_front();
+                    flush(&mut columns, CHUNK_ROWS)?;
                 }
             }
             if next < until {
@@ -691,6 +720,7 @@ impl Source for KafkaSource {
             if cancel.is_cancelled() {
                 return Err(Error::Stopped);
             }
+            flush(&mut columns, CHUNK_ROWS)?;
             match self.consumer.poll(Duration::from_millis(100)) {
                 None => {
                     if last_progress.elapsed() > self.timeout * 4 {
@@ -765,7 +795,7 @@ impl Source for KafkaSource {
                 }
             }
         }
-        Ok(vec![columns.finish()?])
+        flush(&mut columns, 1)
     }
 
     fn commit(&mut self, end: &SourceOffset) -> Result<()> {

@@ -76,6 +76,19 @@ pub trait Source: Send {
         Ok(())
     }
 
+    /// The rows in `[start, end)` in chunks, each handed to `each` as it is read, so a large
+    /// batch never sits in memory whole. The default reads the whole range at once.
+    fn read_batch(
+        &mut self,
+        start: &SourceOffset,
+        end: &SourceOffset,
+        cancel: &Cancel,
+        each: &mut dyn FnMut(Vec<RecordBatch>) -> Result<()>,
+    ) -> Result<()> {
+        let batches = self.get_batch(start, end, cancel)?;
+        each(batches)
+    }
+
     /// Called once the batch ending at `end` is committed; sources may free what precedes it.
     fn commit(&mut self, _end: &SourceOffset) -> Result<()> {
         Ok(())
