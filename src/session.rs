@@ -74,6 +74,9 @@ pub struct Session {
     streams: RwLock<HashMap<u64, MemoryStream>>,
     queries: Mutex<Vec<Arc<StreamingQuery>>>,
     config: RwLock<BTreeMap<String, String>>,
+    /// Producers of `df.write.format("kafka")`, kept by their options: a new librdkafka
+    /// producer spends about 0.6 s connecting before its first message is acknowledged.
+    producers: Mutex<HashMap<String, Arc<crate::sink::kafka::KafkaSink>>>,
     next_id: AtomicU64,
     clock: Arc<dyn Clock>,
 }
@@ -99,6 +102,7 @@ impl Session {
             streams: RwLock::default(),
             queries: Mutex::default(),
             config: RwLock::default(),
+            producers: Mutex::default(),
             next_id: AtomicU64::new(1),
             clock: Arc::new(SystemClock::new()),
         }
@@ -502,7 +506,7 @@ impl Session {
     pub fn write(&self, plan: &Plan, writer: &WriterSpec) -> Result<u64> {
         let (schema, batches) = self.collect(plan)?;
         match writer.format.to_ascii_lowercase().as_str() {
-            "kafka" => crate::sink::kafka::KafkaSink::new(&writer.options)?.write(&batches),
+            "kafka" => self.producer(&writer.options)?.write(&batches),
             "console" => {
                 ConsoleSink::new(&writer.options)?.add_batch(
                     0,
@@ -530,6 +534,21 @@ impl Session {
                  kafka, console"
             )),
         }
+    }
+
+    /// The batch-write producer for these options, made on first use.
+    fn producer(
+        &self,
+        options: &BTreeMap<String, String>,
+    ) -> Result<Arc<crate::sink::kafka::KafkaSink>> {
+        let key = serde_json::to_string(options).map_err(|e| Error::Sink(e.to_string()))?;
+        let mut producers = self.producers.lock().map_err(poisoned)?;
+        if let Some(producer) = producers.get(&key) {
+            return Ok(Arc::clone(producer));
+        }
+        let producer = Arc::new(crate::sink::kafka::KafkaSink::new(options)?);
+        producers.insert(key, Arc::clone(&producer));
+        Ok(producer)
     }
 
     fn checkpoint_dir(
@@ -603,6 +622,7 @@ impl Session {
 
     /// Every query started, running or not.
     pub fn stop_all(&self) -> Result<()> {
+        self.producers.lock().map_err(poisoned)?.clear();
         let queries: Vec<_> = self.queries.lock().map_err(poisoned)?.drain(..).collect();
         for query in queries {
             query.stop();

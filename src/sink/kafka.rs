@@ -5,7 +5,12 @@
 //! topic creation the producer command and tests use.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a write waits for the brokers to acknowledge its messages.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
@@ -13,8 +18,9 @@ use arrow::datatypes::{DataType, SchemaRef};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
 
 use super::Sink;
 use crate::error::{Error, Result};
@@ -23,6 +29,37 @@ use crate::plan::OutputMode;
 use crate::source::kafka::client_config;
 use crate::source::options::{redact, Options};
 use crate::{analysis, illegal};
+
+/// Counts the messages the brokers did not take (librdkafka reports them in delivery
+/// callbacks, after its retries), so a write never reports success for lost messages.
+#[derive(Default)]
+struct Deliveries {
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, message)) = result {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            let mut first = self
+                .first_error
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if first.is_none() {
+                *first = Some(format!(
+                    "{error} (topic {}, partition {})",
+                    message.topic(),
+                    message.partition()
+                ));
+            }
+        }
+    }
+}
 
 /// The `headers` column: a list of `(key, value)` structs per row.
 struct HeaderColumn {
@@ -70,7 +107,7 @@ impl HeaderColumn {
 
 /// Writes rows to Kafka.
 pub struct KafkaSink {
-    producer: BaseProducer,
+    producer: BaseProducer<Deliveries>,
     topic: Option<String>,
     client_options: Vec<(String, String)>,
 }
@@ -82,12 +119,14 @@ impl KafkaSink {
         let (mut config, client_options, _) = client_config(&options)?;
         config.set("enable.idempotence", "true");
         config.set("linger.ms", "5");
-        let producer: BaseProducer = config.create().map_err(|e| {
-            illegal!(
-                "kafka sink: invalid Kafka client option: {}",
-                redact(&e.to_string(), &client_options)
-            )
-        })?;
+        let producer: BaseProducer<Deliveries> = config
+            .create_with_context(Deliveries::default())
+            .map_err(|e| {
+                illegal!(
+                    "kafka sink: invalid Kafka client option: {}",
+                    redact(&e.to_string(), &client_options)
+                )
+            })?;
         Ok(KafkaSink {
             producer,
             topic: options.get("topic").map(str::to_string),
@@ -139,9 +178,33 @@ impl KafkaSink {
                 sent += 1;
             }
         }
-        self.producer
-            .flush(Duration::from_secs(60))
-            .map_err(|e| self.error("flushing", e))?;
+        // librdkafka's flush waits in 100 ms polls; polling ourselves returns as soon as the
+        // last acknowledgement is in.
+        let deadline = Instant::now() + FLUSH_TIMEOUT;
+        while self.producer.in_flight_count() > 0 {
+            if Instant::now() >= deadline {
+                return Err(Error::Sink(format!(
+                    "kafka sink: {} message(s) not acknowledged within {FLUSH_TIMEOUT:?}",
+                    self.producer.in_flight_count()
+                )));
+            }
+            self.producer.poll(Duration::from_millis(2));
+        }
+        let failed = self.producer.context().failed.swap(0, Ordering::SeqCst);
+        if failed > 0 {
+            let first = self
+                .producer
+                .context()
+                .first_error
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take()
+                .unwrap_or_default();
+            return Err(Error::Sink(format!(
+                "kafka sink: {failed} of {sent} message(s) were not delivered; the first: {}",
+                redact(&first, &self.client_options)
+            )));
+        }
         Ok(sent)
     }
 
