@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use arrow::array::{Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use datafusion::prelude::SessionContext;
 use ferrostream::exec::runtime::block_on;
 use ferrostream::exec::Pipeline;
 use ferrostream::expr::ExprMetrics;
@@ -97,7 +96,7 @@ fn peak_rss_mb() -> f64 {
 }
 
 fn run(duration: &str, ticks: usize, symbols: &[String]) -> (f64, usize) {
-    let ctx = SessionContext::new();
+    let ctx = ferrostream::exec::stateless::context();
     let mut pipeline = Pipeline::new(
         &ctx,
         schema(),

@@ -87,6 +87,11 @@ def tick_stream(sql: Any, spark: Any, bootstrap: str, topic: str, max_offsets: i
     )
     if max_offsets > 0:
         reader = reader.option("maxOffsetsPerTrigger", max_offsets)
+    if sql.__name__.startswith("ferrostream"):
+        # Experiments: FERROSTREAM_BENCH_OPTIONS="kafka.queued.max.messages.kbytes=8192,..."
+        for pair in filter(None, os.environ.get("FERROSTREAM_BENCH_OPTIONS", "").split(",")):
+            name, _, value = pair.partition("=")
+            reader = reader.option(name.strip(), value.strip())
     return (
         reader.load()
         .select(F.from_json(F.col("value").cast("string"), TICK_SCHEMA).alias("t"))
@@ -186,6 +191,11 @@ def session(engine: str, spark_jars: str) -> Tuple[Any, Any]:
             .config("spark.sql.streaming.numRecentProgressUpdates", "1000")
         )
     spark = builder.getOrCreate()
+    if engine == "ferrostream":
+        # Experiments: FERROSTREAM_BENCH_CONF="ferrostream.sharedScans=false,..."
+        for pair in filter(None, os.environ.get("FERROSTREAM_BENCH_CONF", "").split(",")):
+            name, _, value = pair.partition("=")
+            spark.conf.set(name.strip(), value.strip())
     if engine == "pyspark":
         spark.sparkContext.setLogLevel("WARN")
     return sql, spark

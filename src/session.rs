@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::checkpoint::{Checkpoint, Metadata};
 use crate::error::{Error, Result};
 use crate::exec::runtime::block_on;
+use crate::exec::shared_scan::ScanCache;
 use crate::exec::{Pipeline, QuerySpec, StreamingQuery, TriggerSpec};
 use crate::expr::types::{arrow_schema, spark_struct};
 use crate::expr::ExprMetrics;
@@ -32,6 +33,9 @@ use crate::source::rate::RateSource;
 use crate::source::{Cancel, ReadLimit, Source};
 use crate::window::{parse_positive_interval, Clock, SystemClock};
 use crate::{analysis, illegal};
+
+/// The session configuration that turns sharing scanned chunks between queries on or off.
+pub const SHARED_SCANS: &str = "ferrostream.sharedScans";
 
 /// Arrow data held for `createDataFrame` and SQL results.
 type HeldData = (SchemaRef, Arc<Vec<RecordBatch>>);
@@ -79,6 +83,8 @@ pub struct Session {
     producers: Mutex<HashMap<String, Arc<crate::sink::kafka::KafkaSink>>>,
     next_id: AtomicU64,
     clock: Arc<dyn Clock>,
+    /// Chunks scanned once for the queries that read the same data the same way.
+    scans: Arc<ScanCache>,
 }
 
 impl Default for Session {
@@ -95,7 +101,7 @@ impl Session {
     /// A new session.
     pub fn new() -> Self {
         Session {
-            ctx: SessionContext::new(),
+            ctx: crate::exec::stateless::context(),
             tables: RwLock::default(),
             views: RwLock::default(),
             batches: RwLock::default(),
@@ -105,6 +111,7 @@ impl Session {
             producers: Mutex::default(),
             next_id: AtomicU64::new(1),
             clock: Arc::new(SystemClock::new()),
+            scans: Arc::default(),
         }
     }
 
@@ -120,6 +127,23 @@ impl Session {
     /// A configuration value.
     pub fn config(&self, key: &str) -> Result<Option<String>> {
         Ok(self.config.read().map_err(poisoned)?.get(key).cloned())
+    }
+
+    /// Whether queries started now share scanned chunks (`ferrostream.sharedScans`, default
+    /// true; `false` makes every query read and parse its source itself, as Spark does).
+    fn shares_scans(&self) -> Result<bool> {
+        match self
+            .config(SHARED_SCANS)?
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+        {
+            None => Ok(true),
+            Some(v) if v == "true" => Ok(true),
+            Some(v) if v == "false" => Ok(false),
+            Some(other) => Err(illegal!(
+                "config '{SHARED_SCANS}' must be true or false, got '{other}'"
+            )),
+        }
     }
 
     /// Holds Arrow data for `createDataFrame`; returns its id for a `batch` plan node.
@@ -484,6 +508,13 @@ impl Session {
             .as_ref()
             .map(|c| c.query_id().to_string())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let scan_group = match (source.share_key(), self.shares_scans()?) {
+            (Some(key), true) => Some(
+                self.scans
+                    .join(&format!("{key}#{}", pipeline.scan_signature())),
+            ),
+            _ => None,
+        };
         let query = StreamingQuery::start(QuerySpec {
             id,
             name,
@@ -495,6 +526,7 @@ impl Session {
             idle_timeout,
             clock: Arc::clone(&self.clock),
             checkpoint,
+            scan_group,
         })?;
         let mut queries = self.queries.lock().map_err(poisoned)?;
         queries.retain(|q| q.is_active());

@@ -1,9 +1,11 @@
 //! The micro-batch engine: compiled plans, the loop that runs them, triggers and progress.
 
+pub mod batch_read;
 pub mod pipeline;
 pub mod progress;
 pub mod query;
 pub mod runtime;
+pub mod shared_scan;
 pub mod stateless;
 pub mod trigger;
 

@@ -16,7 +16,7 @@ use super::stateless::{apply_ops, frame};
 use crate::error::Result;
 use crate::expr::{ExprMetrics, ExprNode, Lowering};
 use crate::plan::{Op, OutputMode};
-use crate::state::accumulator::AggKind;
+use crate::state::accumulator::{arrival, AggKind};
 use crate::state::aggregate::{AggSlot, AggregateOperator, Grouping, InputLayout, UpdateStats};
 use crate::state::dedup::DedupOperator;
 use crate::window::{parse_non_negative_interval, parse_positive_interval, WindowSpec};
@@ -61,6 +61,9 @@ pub struct Pipeline {
     watermarks: Vec<WatermarkDef>,
     windowed_on_watermark: bool,
     output_schema: SchemaRef,
+    /// How many of `segments` `scan` runs: those before `dropDuplicates`.
+    scan_len: usize,
+    scan_signature: String,
 }
 
 /// What one micro-batch did.
@@ -72,6 +75,8 @@ pub struct BatchStats {
     pub state: UpdateStats,
     /// Malformed records `from_json` met (set by the query loop).
     pub malformed_rows: u64,
+    /// Chunks scanned by this query and taken from its group (set by the query loop).
+    pub chunks: (u64, u64),
 }
 
 impl BatchStats {
@@ -107,7 +112,10 @@ impl Pipeline {
         let mut post = Vec::new();
         let mut windowed_on_watermark = false;
         let mut schema_df = frame(ctx, Arc::clone(&input_schema), vec![])?;
-        for op in ops {
+        // The last point before any state where the rows are materialised (after from_json,
+        // or a watermark's observation): what `scan` computes, and the ops that lead there.
+        let mut scan_cut = (0, 0);
+        for (i, op) in ops.iter().enumerate() {
             if stateful.is_some() {
                 post.push(op.clone());
                 continue;
@@ -134,6 +142,9 @@ impl Pipeline {
                         }
                     };
                     segments.push(Segment::Observe(index));
+                    if dedup.is_none() {
+                        scan_cut = (segments.len(), i + 1);
+                    }
                 }
                 Op::Aggregate { keys, aggs } => {
                     segments.push(Segment::Ops(std::mem::take(&mut current)));
@@ -166,11 +177,16 @@ impl Pipeline {
                     if parses_json(other) {
                         segments.push(Segment::Ops(std::mem::take(&mut current)));
                         segments.push(Segment::Materialize);
+                        if dedup.is_none() {
+                            scan_cut = (segments.len(), i + 1);
+                        }
                     }
                 }
             }
         }
         segments.push(Segment::Ops(current));
+        let (scan_len, scanned_ops) = scan_cut;
+        let scan_signature = format!("{:?}|{:?}", input_schema.fields(), &ops[..scanned_ops]);
         let output_schema = match &stateful {
             Some(stateful) => {
                 let emitted = frame(ctx, stateful.operator.schema(), vec![])?;
@@ -189,6 +205,8 @@ impl Pipeline {
             watermarks,
             windowed_on_watermark,
             output_schema,
+            scan_len,
+            scan_signature,
         })
     }
 
@@ -274,49 +292,85 @@ impl Pipeline {
         &self.metrics
     }
 
-    /// Runs one micro-batch's input through the stateless part and into the state.
-    /// Returns the stateless output (for a stateless plan) and the batch's statistics.
+    /// Runs one chunk of a batch through the whole plan: `scan`, then `consume`.
     pub async fn process(
         &mut self,
         input: Vec<RecordBatch>,
         batch_id: u64,
         late_watermark: Option<i64>,
     ) -> Result<(Vec<RecordBatch>, BatchStats)> {
+        let scanned = self.scan(input).await?;
+        self.consume(&scanned, arrival(batch_id, 0, 0), late_watermark)
+            .await
+    }
+
+    /// What `scan` computes depends only on the input rows and on this: queries of one
+    /// session with the same source and the same signature can share scanned chunks.
+    pub fn scan_signature(&self) -> &str {
+        &self.scan_signature
+    }
+
+    /// The stateless part of the plan before any state (up to `dropDuplicates` or the
+    /// aggregation): parsing, projections, filters and event-time statistics.
+    pub async fn scan(&self, input: Vec<RecordBatch>) -> Result<Scanned> {
+        let malformed_before = self.metrics.malformed_rows();
+        let rows = input.iter().map(|b| b.num_rows() as u64).sum();
+        let mut event_times = vec![EventTimeStats::default(); self.watermarks.len()];
+        let df = frame(&self.ctx, Arc::clone(&self.input_schema), input)?;
+        let df = run_segments(
+            &self.ctx,
+            &self.metrics,
+            df,
+            &self.segments[..self.scan_len],
+            &mut event_times,
+            &mut None,
+            None,
+            &mut UpdateStats::default(),
+            &self.watermarks,
+        )
+        .await?;
+        let schema = arrow_schema(&df);
+        Ok(Scanned {
+            batches: df.collect().await?,
+            schema,
+            event_times,
+            rows,
+            malformed: self.metrics.malformed_rows() - malformed_before,
+        })
+    }
+
+    /// The rest of the plan for a scanned chunk whose first row arrived at `first_arrival`
+    /// (see `accumulator::arrival`): state, and what a stateless plan outputs.
+    pub async fn consume(
+        &mut self,
+        scanned: &Scanned,
+        first_arrival: u128,
+        late_watermark: Option<i64>,
+    ) -> Result<(Vec<RecordBatch>, BatchStats)> {
+        // A query of the group may define more watermarks after the shared part.
+        let mut event_times = scanned.event_times.clone();
+        event_times.resize(self.watermarks.len(), EventTimeStats::default());
         let mut stats = BatchStats {
-            event_times: vec![EventTimeStats::default(); self.watermarks.len()],
+            event_times,
             ..BatchStats::default()
         };
-        let mut df = frame(&self.ctx, Arc::clone(&self.input_schema), input)?;
-        for segment in &self.segments {
-            match segment {
-                Segment::Ops(ops) => df = apply_ops(&self.ctx, df, ops, &self.metrics)?,
-                Segment::Materialize => {
-                    let schema = arrow_schema(&df);
-                    let batches = df.collect().await?;
-                    df = frame(&self.ctx, schema, batches)?;
-                }
-                Segment::Dedup => {
-                    let schema = arrow_schema(&df);
-                    let mut kept = Vec::new();
-                    if let Some(dedup) = &mut self.dedup {
-                        for batch in df.collect().await? {
-                            let (batch, update) = dedup.filter(&batch, late_watermark)?;
-                            stats.state.rows_updated += update.added;
-                            stats.state.dropped_by_watermark += update.dropped_by_watermark;
-                            kept.push(batch);
-                        }
-                    }
-                    df = frame(&self.ctx, schema, kept)?;
-                }
-                Segment::Observe(index) => {
-                    let schema = arrow_schema(&df);
-                    let batches = df.collect().await?;
-                    let column = &self.watermarks[*index].column;
-                    stats.event_times[*index].add(&batches, &schema, column)?;
-                    df = frame(&self.ctx, schema, batches)?;
-                }
-            }
-        }
+        let df = frame(
+            &self.ctx,
+            Arc::clone(&scanned.schema),
+            scanned.batches.clone(),
+        )?;
+        let df = run_segments(
+            &self.ctx,
+            &self.metrics,
+            df,
+            &self.segments[self.scan_len..],
+            &mut stats.event_times,
+            &mut self.dedup,
+            late_watermark,
+            &mut stats.state,
+            &self.watermarks,
+        )
+        .await?;
         let Some(stateful) = &mut self.stateful else {
             return Ok((df.collect().await?, stats));
         };
@@ -339,10 +393,13 @@ impl Pipeline {
         } else {
             late_watermark
         };
+        let mut next_arrival = first_arrival;
         for batch in &batches {
-            let update = stateful
-                .operator
-                .update(batch, batch_id, late, stateful.keeps_late)?;
+            let update =
+                stateful
+                    .operator
+                    .update(batch, next_arrival, late, stateful.keeps_late)?;
+            next_arrival += batch.num_rows() as u128;
             stats.state.rows_updated += update.rows_updated;
             stats.state.dropped_by_watermark += update.dropped_by_watermark;
         }
@@ -376,6 +433,78 @@ impl Pipeline {
             .collect()
             .await?)
     }
+}
+
+/// A chunk after `scan`: the rows, their schema, and what scanning them observed.
+#[derive(Debug, Clone)]
+pub struct Scanned {
+    /// The rows after the plan's stateless prefix.
+    pub batches: Vec<RecordBatch>,
+    /// Their schema.
+    pub schema: SchemaRef,
+    /// Event-time statistics per watermark.
+    pub event_times: Vec<EventTimeStats>,
+    /// Rows read from the source.
+    pub rows: u64,
+    /// Malformed records `from_json` met while scanning.
+    pub malformed: u64,
+}
+
+impl Scanned {
+    /// Bytes of Arrow data held.
+    pub fn memory_size(&self) -> usize {
+        self.batches
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum()
+    }
+}
+
+/// Runs `segments` over `df`: stateless operations by DataFusion, event-time observation,
+/// and the `dedup` operator.
+#[allow(clippy::too_many_arguments)]
+async fn run_segments(
+    ctx: &SessionContext,
+    metrics: &Arc<ExprMetrics>,
+    mut df: DataFrame,
+    segments: &[Segment],
+    event_times: &mut [EventTimeStats],
+    dedup: &mut Option<DedupOperator>,
+    late_watermark: Option<i64>,
+    state: &mut UpdateStats,
+    watermarks: &[WatermarkDef],
+) -> Result<DataFrame> {
+    for segment in segments {
+        match segment {
+            Segment::Ops(ops) => df = apply_ops(ctx, df, ops, metrics)?,
+            Segment::Materialize => {
+                let schema = arrow_schema(&df);
+                let batches = df.collect().await?;
+                df = frame(ctx, schema, batches)?;
+            }
+            Segment::Dedup => {
+                let schema = arrow_schema(&df);
+                let mut kept = Vec::new();
+                if let Some(dedup) = dedup {
+                    for batch in df.collect().await? {
+                        let (batch, update) = dedup.filter(&batch, late_watermark)?;
+                        state.rows_updated += update.added;
+                        state.dropped_by_watermark += update.dropped_by_watermark;
+                        kept.push(batch);
+                    }
+                }
+                df = frame(ctx, schema, kept)?;
+            }
+            Segment::Observe(index) => {
+                let schema = arrow_schema(&df);
+                let batches = df.collect().await?;
+                let column = &watermarks[*index].column;
+                event_times[*index].add(&batches, &schema, column)?;
+                df = frame(ctx, schema, batches)?;
+            }
+        }
+    }
+    Ok(df)
 }
 
 fn arrow_schema(df: &DataFrame) -> SchemaRef {

@@ -47,6 +47,8 @@ pub struct BatchReport {
     pub sink: String,
     /// Malformed JSON rows in this batch.
     pub malformed_rows: u64,
+    /// Chunks this query scanned itself, and chunks another query of its group scanned.
+    pub chunks: (u64, u64),
 }
 
 fn iso(micros: i64) -> String {
@@ -97,7 +99,10 @@ pub fn progress_json(id: &str, run_id: &str, name: Option<&str>, report: &BatchR
             "numInputRows": report.num_input_rows,
             "inputRowsPerSecond": input_rate,
             "processedRowsPerSecond": processed,
-            "metrics": {},
+            "metrics": {
+                "chunksScanned": report.chunks.0.to_string(),
+                "chunksShared": report.chunks.1.to_string(),
+            },
         }],
         "sink": {"description": report.sink, "numOutputRows": report.num_output_rows},
     });

@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::batch_read::{read_batch, BatchRead};
 use super::pipeline::{BatchStats, Pipeline};
 use super::progress::{progress_json, BatchReport, Durations};
 use super::runtime::block_on;
+use super::shared_scan::Member;
 use super::trigger::Trigger;
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
@@ -98,6 +100,8 @@ pub struct QuerySpec {
     pub clock: Arc<dyn Clock>,
     /// The checkpoint, when the query has one.
     pub checkpoint: Option<Checkpoint>,
+    /// The group of the session's queries this one shares scanned chunks with.
+    pub scan_group: Option<Member>,
 }
 
 /// The handle of a running query.
@@ -484,6 +488,7 @@ impl Runner {
             ),
             sink: self.spec.sink.description(),
             malformed_rows: stats.malformed_rows,
+            chunks: stats.chunks,
         };
         self.last_batch_started = Some(started);
         self.start = end;
@@ -499,24 +504,24 @@ impl Runner {
         let late_watermark = self.tracker.current();
         let batch_id = self.batch_id;
         let malformed_before = self.spec.pipeline.metrics().malformed_rows();
-        let mut stats = BatchStats::default();
-        let mut stateless = Vec::new();
-        let mut rows = 0u64;
-        let mut processing = Duration::ZERO;
         let read = Instant::now();
-        let pipeline = &mut self.spec.pipeline;
-        self.spec
-            .source
-            .read_batch(&self.start, end, &self.shared.cancel, &mut |chunk| {
-                let started = Instant::now();
-                rows += chunk.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-                let (out, chunk_stats) =
-                    block_on(pipeline.process(chunk, batch_id, late_watermark))??;
-                stateless.extend(out);
-                stats.merge(chunk_stats);
-                processing += started.elapsed();
-                Ok(())
-            })?;
+        let BatchRead {
+            rows,
+            stateless,
+            mut stats,
+            processing,
+            scanned_chunks,
+            shared_chunks,
+        } = read_batch(
+            self.spec.source.as_mut(),
+            &mut self.spec.pipeline,
+            self.spec.scan_group.as_ref(),
+            &self.start,
+            end,
+            &self.shared.cancel,
+            batch_id,
+            late_watermark,
+        )?;
         let read_ms = read.elapsed().saturating_sub(processing);
         let add = Instant::now();
         for (index, event_times) in stats.event_times.iter().enumerate() {
@@ -538,6 +543,7 @@ impl Runner {
             .add_batch(batch_id, &schema, &output, self.spec.mode)?;
         let written = output.iter().map(|b| b.num_rows() as u64).sum();
         stats.malformed_rows = self.spec.pipeline.metrics().malformed_rows() - malformed_before;
+        stats.chunks = (scanned_chunks, shared_chunks);
         Ok((
             rows,
             written,

@@ -10,12 +10,21 @@ use datafusion::common::Column;
 use datafusion::datasource::MemTable;
 use datafusion::functions::expr_fn::get_field;
 use datafusion::logical_expr::{Expr, SortExpr};
-use datafusion::prelude::{DataFrame, SessionContext};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
 use crate::error::Result;
 use crate::expr::{ExprMetrics, ExprNode, Lowering};
 use crate::plan::Op;
 use crate::{analysis, illegal};
+
+/// The DataFusion context plans run in. One partition: with more, DataFusion splits a frame's
+/// batches between partitions and interleaves them again, so rows would leave a stateless step
+/// in another order than they came in. Row order is arrival order (it breaks event-time ties
+/// of `first`/`last`, and a batch write keeps its rows' order), and each query already runs
+/// on a thread of its own.
+pub fn context() -> SessionContext {
+    SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1))
+}
 
 /// Wraps batches of one schema as a DataFusion frame.
 pub fn frame(

@@ -34,6 +34,21 @@ pub enum ReadLimit {
     Configured,
 }
 
+/// One piece of a batch: a partition's offsets `[from, until)`. Sources that can cut a batch
+/// where every reader of the same data cuts it (Kafka offsets) plan batches in chunks, which
+/// lets the queries of a session that read the same data share a chunk's reading and parsing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChunkRange {
+    /// The topic (or stream) name.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The first offset.
+    pub from: i64,
+    /// One past the last offset.
+    pub until: i64,
+}
+
 /// Lets a blocking read give up when the query stops.
 #[derive(Debug, Clone, Default)]
 pub struct Cancel(Arc<AtomicBool>);
@@ -87,6 +102,36 @@ pub trait Source: Send {
     ) -> Result<()> {
         let batches = self.get_batch(start, end, cancel)?;
         each(batches)
+    }
+
+    /// What identifies the data this source reads, for sharing chunks between queries (see
+    /// `plan_chunks`); `None` when it cannot be shared.
+    fn share_key(&self) -> Option<String> {
+        None
+    }
+
+    /// The batch `[start, end)` as chunks every reader of the same data cuts alike, or `None`
+    /// when the source reads whole batches only (`read_batch`).
+    fn plan_chunks(
+        &mut self,
+        _start: &SourceOffset,
+        _end: &SourceOffset,
+    ) -> Result<Option<Vec<ChunkRange>>> {
+        Ok(None)
+    }
+
+    /// Reads `chunks` of a batch `plan_chunks` gave, in any order; hands each to `each` with
+    /// its index in `chunks`, exactly once.
+    fn read_chunks(
+        &mut self,
+        _chunks: &[ChunkRange],
+        _cancel: &Cancel,
+        _each: &mut dyn FnMut(usize, RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        Err(crate::illegal!(
+            "internal: {} does not read in chunks",
+            self.description()
+        ))
     }
 
     /// Called once the batch ending at `end` is committed; sources may free what precedes it.

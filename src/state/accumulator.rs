@@ -168,8 +168,45 @@ impl AggKind {
 pub struct RowOrder {
     /// Event time in microseconds (0 when the query has no event time).
     pub event_time: i64,
-    /// Arrival order: batch id in the high bits, row index in the low bits.
-    pub arrival: u64,
+    /// Arrival order: the batch id in the high 64 bits, then the chunk's place in the batch
+    /// (32 bits), then the row's place in the chunk (see `arrival`). Snapshots written with
+    /// the older 64-bit form (batch id << 32 | row) still order before any later batch.
+    #[serde(with = "arrival_json")]
+    pub arrival: u128,
+}
+
+/// JSON numbers stop at 64 bits: an arrival beyond is written as a decimal string.
+mod arrival_json {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &u128, serializer: S) -> Result<S::Ok, S::Error> {
+        match u64::try_from(*value) {
+            Ok(small) => serializer.serialize_u64(small),
+            Err(_) => serializer.serialize_str(&value.to_string()),
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Number(u64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u128, D::Error> {
+        match Form::deserialize(deserializer)? {
+            Form::Number(n) => Ok(u128::from(n)),
+            Form::Text(text) => text
+                .parse()
+                .map_err(|_| serde::de::Error::custom(format!("arrival '{text}' is not a number"))),
+        }
+    }
+}
+
+/// The arrival order of the first row of a chunk: rows of one batch keep the order of its
+/// chunks (as the source planned them, not as they were processed) and of rows within one.
+pub fn arrival(batch_id: u64, chunk: u32, row: u32) -> u128 {
+    (u128::from(batch_id) << 64) | (u128::from(chunk) << 32) | u128::from(row)
 }
 
 /// The state of one aggregate for one group.
@@ -385,11 +422,25 @@ impl Acc {
 mod tests {
     use super::*;
 
-    fn order(event_time: i64, arrival: u64) -> RowOrder {
+    fn order(event_time: i64, arrival: u128) -> RowOrder {
         RowOrder {
             event_time,
             arrival,
         }
+    }
+
+    #[test]
+    fn arrivals_round_trip_through_json_beyond_64_bits() {
+        for value in [0u128, 7 << 32, arrival(3, 2, 1), u128::MAX] {
+            let held = order(5, value);
+            let json = serde_json::to_value(held).expect("serialises");
+            let back: RowOrder = serde_json::from_value(json).expect("reads back");
+            assert_eq!(back, held);
+        }
+        // The 64-bit form of earlier snapshots still reads, and orders before new batches.
+        let old: RowOrder =
+            serde_json::from_str(r#"{"event_time": 5, "arrival": 21474836487}"#).expect("old");
+        assert!(old < order(5, arrival(1, 0, 0)));
     }
 
     #[test]
@@ -420,9 +471,9 @@ mod tests {
         let mut whole = kind.new_accumulator();
         let (mut left, mut right) = (kind.new_accumulator(), kind.new_accumulator());
         for (i, v) in values.iter().enumerate() {
-            whole.update(&kind, Value::Float(*v), Value::Null, order(0, i as u64));
+            whole.update(&kind, Value::Float(*v), Value::Null, order(0, i as u128));
             let part = if i < 2 { &mut left } else { &mut right };
-            part.update(&kind, Value::Float(*v), Value::Null, order(0, i as u64));
+            part.update(&kind, Value::Float(*v), Value::Null, order(0, i as u128));
         }
         left.merge(&kind, right);
         let (Value::Float(a), Value::Float(b)) = (whole.result(&kind), left.result(&kind)) else {

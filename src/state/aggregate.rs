@@ -274,12 +274,13 @@ impl AggregateOperator {
         self.aggs.iter().map(|a| a.kind.clone()).collect()
     }
 
-    /// Aggregates one batch. Rows whose window ended at or before `late_watermark` (the
+    /// Aggregates one batch; its first row arrived at `first_arrival` (see
+    /// `accumulator::arrival`). Rows whose window ended at or before `late_watermark` (the
     /// watermark at the end of the previous batch) are dropped, unless `keep_late`.
     pub fn update(
         &mut self,
         batch: &RecordBatch,
-        batch_id: u64,
+        first_arrival: u128,
         late_watermark: Option<i64>,
         keep_late: bool,
     ) -> Result<UpdateStats> {
@@ -342,7 +343,7 @@ impl AggregateOperator {
             };
             let order = RowOrder {
                 event_time,
-                arrival: (batch_id << 32) | row as u64,
+                arrival: first_arrival + row as u128,
             };
             match &self.grouping {
                 Grouping::Plain => {

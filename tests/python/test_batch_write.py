@@ -10,6 +10,7 @@ import pytest
 
 from ferrostream.errors import AnalysisException, IllegalArgumentException
 from ferrostream.sql import DataFrame, SparkSession
+from ferrostream.sql import functions as F
 
 
 def candles(spark: SparkSession, close: float) -> DataFrame:
@@ -55,3 +56,15 @@ def test_json_and_csv(spark: SparkSession, tmp_path: Path) -> None:
     candles(spark, 100.0).write.csv(str(tmp_path / "c"), header=True)
     (text,) = [p.read_text() for p in (tmp_path / "c").glob("*.csv")]
     assert text.splitlines() == ["symbol,close", "BTCUSDT,100.0", "ETHUSDT,10.0"]
+
+
+def test_rows_keep_their_order_through_a_batch_frame(spark: SparkSession) -> None:
+    """Many Arrow batches through projections and a filter come out in the order they went
+    in: DataFusion must not split them between partitions and interleave them again (a
+    Kafka write of ticks would otherwise scramble their event times)."""
+    n = 200_000
+    table = pa.table({"i": list(range(n)), "v": [f"x{i}" for i in range(n)]})
+    df = spark.createDataFrame(table)
+    assert df.toArrow()["i"].to_pylist() == list(range(n))
+    out = df.select((F.col("i") * 2).alias("j"), "v").where(F.col("j") % 3 != 0).toArrow()
+    assert out["j"].to_pylist() == [2 * i for i in range(n) if (2 * i) % 3 != 0]

@@ -10,29 +10,26 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use arrow::array::{
-    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
-    StructBuilder, TimestampMicrosecondBuilder,
-};
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Map, Value};
 
 use super::options::{redact, Options};
-use super::{Cancel, ReadLimit, Source, SourceOffset};
+use super::{Cancel, ChunkRange, ReadLimit, Source, SourceOffset};
 use crate::error::{Error, Result};
 use crate::expr::types::timestamp_type;
 use crate::illegal;
 
-/// Messages per chunk a batch is handed on in (see `Source::read_batch`): bounds memory by a
-/// chunk instead of by `maxOffsetsPerTrigger`.
-const CHUNK_ROWS: usize = 65_536;
+mod chunks;
+mod columns;
+
+use columns::{header_fields, Buffered};
 
 /// A topic and partition.
 type TopicPartition = (String, i32);
@@ -51,26 +48,6 @@ enum Bound {
     Earliest,
     Latest,
     Specific(BTreeMap<TopicPartition, i64>),
-}
-
-/// A message's headers: keys with optional values, in order (keys may repeat).
-type HeaderList = Vec<(String, Option<Vec<u8>>)>;
-
-/// One message kept past a batch's end.
-struct Buffered {
-    offset: i64,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    timestamp: (i64, i32),
-    headers: Option<HeaderList>,
-}
-
-/// The fields of one header: `struct<key: string, value: binary>`.
-fn header_fields() -> Fields {
-    Fields::from(vec![
-        Field::new("key", DataType::Utf8, true),
-        Field::new("value", DataType::Binary, true),
-    ])
 }
 
 /// Spark's Kafka source schema; `headers: array<struct<key, value>>` with `includeHeaders`.
@@ -101,16 +78,6 @@ pub fn kafka_schema(include_headers: bool) -> SchemaRef {
 /// Whether the options ask for the `headers` column (`includeHeaders`, default false).
 pub fn include_headers(map: &BTreeMap<String, String>) -> Result<bool> {
     Options::new(map, "kafka source").bool("includeHeaders", false)
-}
-
-/// The headers of a message, copied out of librdkafka's buffer.
-fn headers_of<M: Message>(message: &M) -> HeaderList {
-    message.headers().map_or_else(Vec::new, |headers| {
-        headers
-            .iter()
-            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-            .collect()
-    })
 }
 
 /// A Kafka source.
@@ -503,96 +470,6 @@ fn offsets_to_json(offsets: &BTreeMap<TopicPartition, i64>) -> Value {
     Value::Object(topics)
 }
 
-/// Column builders for one batch.
-struct Columns {
-    key: BinaryBuilder,
-    value: BinaryBuilder,
-    topic: StringBuilder,
-    partition: Int32Builder,
-    offset: Int64Builder,
-    timestamp: TimestampMicrosecondBuilder,
-    timestamp_type: Int32Builder,
-    headers: Option<ListBuilder<StructBuilder>>,
-}
-
-impl Columns {
-    fn new(include_headers: bool) -> Self {
-        Columns {
-            headers: include_headers.then(|| {
-                ListBuilder::new(StructBuilder::from_fields(header_fields(), 0)).with_field(
-                    Arc::new(Field::new("item", DataType::Struct(header_fields()), true)),
-                )
-            }),
-            key: BinaryBuilder::new(),
-            value: BinaryBuilder::new(),
-            topic: StringBuilder::new(),
-            partition: Int32Builder::new(),
-            offset: Int64Builder::new(),
-            timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            timestamp_type: Int32Builder::new(),
-        }
-    }
-
-    fn push(&mut self, topic: &str, partition: i32, message: &Buffered) {
-        self.key.append_option(message.key.as_deref());
-        self.value.append_option(message.value.as_deref());
-        self.push_meta(topic, partition, message.offset, message.timestamp);
-        self.push_headers(message.headers.as_deref().unwrap_or_default());
-    }
-
-    fn push_headers(&mut self, headers: &[(String, Option<Vec<u8>>)]) {
-        let Some(list) = &mut self.headers else {
-            return;
-        };
-        let entries = list.values();
-        for (key, value) in headers {
-            if let Some(b) = entries.field_builder::<StringBuilder>(0) {
-                b.append_value(key);
-            }
-            if let Some(b) = entries.field_builder::<BinaryBuilder>(1) {
-                b.append_option(value.as_deref());
-            }
-            entries.append(true);
-        }
-        list.append(true);
-    }
-
-    fn push_meta(&mut self, topic: &str, partition: i32, offset: i64, timestamp: (i64, i32)) {
-        self.topic.append_value(topic);
-        self.partition.append_value(partition);
-        self.offset.append_value(offset);
-        self.timestamp.append_value(timestamp.0);
-        self.timestamp_type.append_value(timestamp.1);
-    }
-
-    fn finish(mut self) -> Result<RecordBatch> {
-        let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(self.key.finish()),
-            Arc::new(self.value.finish()),
-            Arc::new(self.topic.finish()),
-            Arc::new(self.partition.finish()),
-            Arc::new(self.offset.finish()),
-            Arc::new(self.timestamp.finish()),
-            Arc::new(self.timestamp_type.finish()),
-        ];
-        if let Some(headers) = &mut self.headers {
-            columns.push(Arc::new(headers.finish()));
-        }
-        Ok(RecordBatch::try_new(
-            kafka_schema(self.headers.is_some()),
-            columns,
-        )?)
-    }
-}
-
-fn timestamp_of(timestamp: Timestamp) -> (i64, i32) {
-    match timestamp {
-        Timestamp::CreateTime(ms) => (ms * 1000, 0),
-        Timestamp::LogAppendTime(ms) => (ms * 1000, 1),
-        Timestamp::NotAvailable => (0, 0),
-    }
-}
-
 impl Source for KafkaSource {
     fn schema(&self) -> SchemaRef {
         kafka_schema(self.include_headers)
@@ -662,140 +539,42 @@ impl Source for KafkaSource {
         cancel: &Cancel,
         each: &mut dyn FnMut(Vec<RecordBatch>) -> Result<()>,
     ) -> Result<()> {
-        let include_headers = self.include_headers;
-        // Hands a full chunk on and starts the next.
-        let mut flush = |columns: &mut Columns, at_least: usize| -> Result<()> {
-            if arrow::array::ArrayBuilder::len(&columns.offset) >= at_least.max(1) {
-                let full = std::mem::replace(columns, Columns::new(include_headers));
-                each(vec![full.finish()?])?;
+        let chunks = self.chunks_of(start, end)?;
+        self.read_chunk_list(&chunks, cancel, &mut |_, batch| {
+            if batch.num_rows() > 0 {
+                each(vec![batch])?;
             }
             Ok(())
-        };
-        let start = offsets_from_json(start)?;
-        let end = offsets_from_json(end)?;
-        let mut starts = BTreeMap::new();
-        for (partition, &until) in &end {
-            let low = match self.low_marks.get(partition) {
-                Some(low) => *low,
-                None => self.watermarks(partition)?.0,
-            };
-            let mut from = start.get(partition).copied().unwrap_or(low);
-            if from < low {
-                // Removed by retention after the batch was planned (or before a rerun).
-                self.check_data_loss(partition, from, low)?;
-                from = low;
-            }
-            if from < until {
-                starts.insert(partition.clone(), from);
-            }
-        }
-        if starts.is_empty() {
-            return Ok(());
-        }
-        self.position_at(&starts)?;
-        let mut columns = Columns::new(self.include_headers);
-        let mut pending: HashMap<TopicPartition, i64> = HashMap::new();
-        for (partition, from) in &starts {
-            let until = end[partition];
-            let mut next = *from;
-            if let Some(buffer) = self.buffered.get_mut(partition) {
-                while let Some(message) = buffer.front() {
-                    if message.offset >= until {
-                        break;
-                    }
-                    if message.offset >= next {
-                        columns.push(&partition.0, partition.1, message);
-                        next = message.offset + 1;
-                    }
-                    buffer.pop_front();
-                    flush(&mut columns, CHUNK_ROWS)?;
-                }
-            }
-            if next < until {
-                pending.insert(partition.clone(), until);
-            }
-        }
-        let mut last_progress = Instant::now();
-        while !pending.is_empty() {
-            if cancel.is_cancelled() {
-                return Err(Error::Stopped);
-            }
-            flush(&mut columns, CHUNK_ROWS)?;
-            match self.consumer.poll(Duration::from_millis(100)) {
-                None => {
-                    if last_progress.elapsed() > self.timeout * 4 {
-                        log::warn!(
-                            "kafka source: no data from {} for {:?} while {} partition(s) are \
-                             behind; still waiting",
-                            self.bootstrap,
-                            last_progress.elapsed(),
-                            pending.len()
-                        );
-                        last_progress = Instant::now();
-                    }
-                }
-                Some(Err(KafkaError::PartitionEOF(_))) => {
-                    // Caught up with the log: offsets still missing below a batch's end were
-                    // compacted away or were transaction markers.
-                    if let Ok(positions) = self.consumer.position() {
-                        pending.retain(|(topic, partition), until| {
-                            !matches!(
-                                positions.find_partition(topic, *partition).map(|e| e.offset()),
-                                Some(Offset::Offset(at)) if at >= *until
-                            )
-                        });
-                    }
-                }
-                Some(Err(error)) => {
-                    log::warn!(
-                        "kafka source: {}",
-                        redact(&error.to_string(), &self.client_options)
-                    );
-                }
-                Some(Ok(message)) => {
-                    last_progress = Instant::now();
-                    let partition = (message.topic().to_string(), message.partition());
-                    let offset = message.offset();
-                    self.positions.insert(partition.clone(), offset + 1);
-                    let until = match pending.get(&partition).copied() {
-                        Some(until) if offset < until => until,
-                        reached => {
-                            // Past this batch's end (or a partition not in it): keep it for a
-                            // later batch instead of fetching it again.
-                            self.buffered
-                                .entry(partition.clone())
-                                .or_default()
-                                .push_back(Buffered {
-                                    offset,
-                                    key: message.key().map(<[u8]>::to_vec),
-                                    value: message.payload().map(<[u8]>::to_vec),
-                                    timestamp: timestamp_of(message.timestamp()),
-                                    headers: self.include_headers.then(|| headers_of(&message)),
-                                });
-                            if reached.is_some() {
-                                pending.remove(&partition);
-                            }
-                            continue;
-                        }
-                    };
-                    columns.key.append_option(message.key());
-                    columns.value.append_option(message.payload());
-                    columns.push_meta(
-                        &partition.0,
-                        partition.1,
-                        offset,
-                        timestamp_of(message.timestamp()),
-                    );
-                    if self.include_headers {
-                        columns.push_headers(&headers_of(&message));
-                    }
-                    if offset + 1 >= until {
-                        pending.remove(&partition);
-                    }
-                }
-            }
-        }
-        flush(&mut columns, 1)
+        })
+    }
+
+    fn share_key(&self) -> Option<String> {
+        // The data at an offset is the broker's and the schema is the options': sources
+        // that agree on both read the same rows for the same chunk. The subscription keeps
+        // queries of other topics out of the group (they would never take its chunks).
+        Some(format!(
+            "kafka|{}|{}|headers={}",
+            self.bootstrap,
+            self.description(),
+            self.include_headers
+        ))
+    }
+
+    fn plan_chunks(
+        &mut self,
+        start: &SourceOffset,
+        end: &SourceOffset,
+    ) -> Result<Option<Vec<ChunkRange>>> {
+        self.chunks_of(start, end).map(Some)
+    }
+
+    fn read_chunks(
+        &mut self,
+        chunks: &[ChunkRange],
+        cancel: &Cancel,
+        each: &mut dyn FnMut(usize, RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        self.read_chunk_list(chunks, cancel, each)
     }
 
     fn commit(&mut self, end: &SourceOffset) -> Result<()> {

@@ -1,0 +1,199 @@
+//! Reading one micro-batch through the plan, chunk by chunk: a source that plans its batches
+//! in chunks (Kafka) has each chunk scanned once per session group (`shared_scan`) and
+//! consumed by every query of the group; other sources hand their chunks on as they read.
+//! Rows keep the order of the batch's chunks as planned, whatever order they were computed
+//! in, so ties in event time and a stateless query's output do not depend on which query
+//! scanned a chunk first.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+
+use super::pipeline::{BatchStats, Pipeline, Scanned};
+use super::runtime::block_on;
+use super::shared_scan::{Claim, Member, ScanCache};
+use crate::error::{Error, Result};
+use crate::source::{Cancel, ChunkRange, Source, SourceOffset};
+use crate::state::accumulator::arrival;
+
+/// What reading a batch gave.
+#[derive(Default)]
+pub struct BatchRead {
+    /// Rows read from the source.
+    pub rows: u64,
+    /// A stateless plan's output, in the batch's order.
+    pub stateless: Vec<RecordBatch>,
+    /// Statistics of every chunk.
+    pub stats: BatchStats,
+    /// Time spent scanning and consuming (the rest of the call is reading or waiting).
+    pub processing: Duration,
+    /// Chunks scanned here.
+    pub scanned_chunks: u64,
+    /// Chunks another query of the group scanned.
+    pub shared_chunks: u64,
+}
+
+/// One batch being read.
+struct Reader<'a> {
+    pipeline: &'a mut Pipeline,
+    batch_id: u64,
+    late_watermark: Option<i64>,
+    stateless: BTreeMap<usize, Vec<RecordBatch>>,
+    read: BatchRead,
+}
+
+impl Reader<'_> {
+    fn scan(&mut self, batch: RecordBatch) -> Result<Arc<Scanned>> {
+        let started = Instant::now();
+        let scanned = block_on(self.pipeline.scan(vec![batch]))??;
+        self.read.processing += started.elapsed();
+        self.read.scanned_chunks += 1;
+        Ok(Arc::new(scanned))
+    }
+
+    /// Runs the rest of the plan over the chunk at `index` of the batch.
+    fn consume(&mut self, index: usize, scanned: &Scanned) -> Result<()> {
+        let started = Instant::now();
+        let position = u32::try_from(index)
+            .map_err(|_| Error::State(format!("a batch of more than 2^32 chunks ({index})")))?;
+        let (out, stats) = block_on(self.pipeline.consume(
+            scanned,
+            arrival(self.batch_id, position, 0),
+            self.late_watermark,
+        ))??;
+        self.read.rows += scanned.rows;
+        if !out.is_empty() {
+            self.stateless.entry(index).or_default().extend(out);
+        }
+        self.read.stats.merge(stats);
+        self.read.processing += started.elapsed();
+        Ok(())
+    }
+
+    fn finish(mut self) -> BatchRead {
+        self.read.stateless = self.stateless.into_values().flatten().collect();
+        self.read
+    }
+}
+
+/// Chunks claimed for computing and not yet published: abandoned if reading fails, so the
+/// group's other queries do not wait for them.
+struct Claimed<'a> {
+    cache: Option<&'a ScanCache>,
+    claims: Vec<Claim>,
+}
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        let Some(cache) = self.cache else { return };
+        for claim in &self.claims {
+            if let Claim::Compute(Some(key)) = claim {
+                cache.abandon(key);
+            }
+        }
+    }
+}
+
+/// Reads `[start, end)` of `source` through `pipeline`.
+#[allow(clippy::too_many_arguments)]
+pub fn read_batch(
+    source: &mut dyn Source,
+    pipeline: &mut Pipeline,
+    group: Option<&Member>,
+    start: &SourceOffset,
+    end: &SourceOffset,
+    cancel: &Cancel,
+    batch_id: u64,
+    late_watermark: Option<i64>,
+) -> Result<BatchRead> {
+    let mut reader = Reader {
+        pipeline,
+        batch_id,
+        late_watermark,
+        stateless: BTreeMap::new(),
+        read: BatchRead::default(),
+    };
+    match source.plan_chunks(start, end)? {
+        Some(chunks) => read_chunks(source, &mut reader, group, &chunks, cancel)?,
+        None => {
+            let mut index = 0;
+            source.read_batch(start, end, cancel, &mut |batches| {
+                for batch in batches {
+                    let scanned = reader.scan(batch)?;
+                    reader.consume(index, &scanned)?;
+                    index += 1;
+                }
+                Ok(())
+            })?;
+        }
+    }
+    Ok(reader.finish())
+}
+
+fn read_chunks(
+    source: &mut dyn Source,
+    reader: &mut Reader<'_>,
+    group: Option<&Member>,
+    chunks: &[ChunkRange],
+    cancel: &Cancel,
+) -> Result<()> {
+    let cache = group.map(Member::cache);
+    let mut claimed = Claimed {
+        cache,
+        claims: chunks
+            .iter()
+            .map(|chunk| match group {
+                Some(member) => member.cache().claim(member.group(), chunk),
+                None => Claim::Compute(None),
+            })
+            .collect(),
+    };
+    let computed: Vec<usize> = (0..chunks.len())
+        .filter(|&i| matches!(claimed.claims[i], Claim::Compute(_)))
+        .collect();
+    let ranges: Vec<ChunkRange> = computed.iter().map(|&i| chunks[i].clone()).collect();
+    source.read_chunks(&ranges, cancel, &mut |k, batch| {
+        let index = computed[k];
+        let scanned = reader.scan(batch)?;
+        let claim = std::mem::replace(&mut claimed.claims[index], Claim::Compute(None));
+        if let (Claim::Compute(Some(key)), Some(cache)) = (claim, cache) {
+            cache.publish(key, Arc::clone(&scanned));
+        }
+        reader.consume(index, &scanned)
+    })?;
+    for (index, chunk) in chunks.iter().enumerate() {
+        let Claim::Take(key) = &claimed.claims[index] else {
+            continue;
+        };
+        let shared = cache.and_then(|cache| cache.take(key, cancel));
+        if cancel.is_cancelled() {
+            return Err(Error::Stopped);
+        }
+        let scanned = match shared {
+            Some(scanned) => {
+                reader.pipeline.metrics().add_malformed(scanned.malformed);
+                reader.read.shared_chunks += 1;
+                scanned
+            }
+            None => {
+                // Abandoned, or dropped before this query came to it: read it here.
+                let mut batch = None;
+                source.read_chunks(std::slice::from_ref(chunk), cancel, &mut |_, b| {
+                    batch = Some(b);
+                    Ok(())
+                })?;
+                let batch = batch.ok_or_else(|| {
+                    Error::State(format!(
+                        "the source did not deliver chunk {:?}",
+                        chunks[index]
+                    ))
+                })?;
+                reader.scan(batch)?
+            }
+        };
+        reader.consume(index, &scanned)?;
+    }
+    Ok(())
+}

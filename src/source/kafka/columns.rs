@@ -1,0 +1,173 @@
+//! A Kafka message on its way into Arrow: a view of one message (fetched now, or kept from
+//! an earlier fetch), and the column builders of one chunk in Spark's Kafka schema.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
+    StructBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Fields};
+use rdkafka::message::{Headers, Message, Timestamp};
+
+use super::kafka_schema;
+use crate::error::Result;
+
+/// A message's headers: keys with optional values, in order (keys may repeat).
+pub(super) type HeaderList = Vec<(String, Option<Vec<u8>>)>;
+
+/// One message as the reader routes it.
+pub(super) struct MessageView<'a> {
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    /// Microseconds and Spark's timestamp type (0 create time, 1 log append time).
+    pub timestamp: (i64, i32),
+    /// Present when the source includes headers.
+    pub headers: Option<HeaderList>,
+}
+
+impl<'a> MessageView<'a> {
+    /// A view of a message librdkafka just delivered.
+    pub fn of<M: Message>(message: &'a M, include_headers: bool) -> Self {
+        MessageView {
+            offset: message.offset(),
+            key: message.key(),
+            value: message.payload(),
+            timestamp: timestamp_of(message.timestamp()),
+            headers: include_headers.then(|| headers_of(message)),
+        }
+    }
+
+    /// A copy that outlives librdkafka's buffer.
+    pub fn to_owned(&self) -> Buffered {
+        Buffered {
+            offset: self.offset,
+            key: self.key.map(<[u8]>::to_vec),
+            value: self.value.map(<[u8]>::to_vec),
+            timestamp: self.timestamp,
+            headers: self.headers.clone(),
+        }
+    }
+}
+
+/// One message kept past a batch's end.
+pub(super) struct Buffered {
+    pub offset: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    timestamp: (i64, i32),
+    headers: Option<HeaderList>,
+}
+
+impl Buffered {
+    /// A view of the kept message.
+    pub fn view(&self) -> MessageView<'_> {
+        MessageView {
+            offset: self.offset,
+            key: self.key.as_deref(),
+            value: self.value.as_deref(),
+            timestamp: self.timestamp,
+            headers: self.headers.clone(),
+        }
+    }
+}
+
+/// The fields of one header: `struct<key: string, value: binary>`.
+pub(super) fn header_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("key", DataType::Utf8, true),
+        Field::new("value", DataType::Binary, true),
+    ])
+}
+
+/// The headers of a message, copied out of librdkafka's buffer.
+fn headers_of<M: Message>(message: &M) -> HeaderList {
+    message.headers().map_or_else(Vec::new, |headers| {
+        headers
+            .iter()
+            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+            .collect()
+    })
+}
+
+fn timestamp_of(timestamp: Timestamp) -> (i64, i32) {
+    match timestamp {
+        Timestamp::CreateTime(ms) => (ms * 1000, 0),
+        Timestamp::LogAppendTime(ms) => (ms * 1000, 1),
+        Timestamp::NotAvailable => (0, 0),
+    }
+}
+
+/// Column builders for one chunk.
+pub(super) struct Columns {
+    key: BinaryBuilder,
+    value: BinaryBuilder,
+    topic: StringBuilder,
+    partition: Int32Builder,
+    offset: Int64Builder,
+    timestamp: TimestampMicrosecondBuilder,
+    timestamp_type: Int32Builder,
+    headers: Option<ListBuilder<StructBuilder>>,
+}
+
+impl Columns {
+    pub fn new(include_headers: bool) -> Self {
+        Columns {
+            headers: include_headers.then(|| {
+                ListBuilder::new(StructBuilder::from_fields(header_fields(), 0)).with_field(
+                    Arc::new(Field::new("item", DataType::Struct(header_fields()), true)),
+                )
+            }),
+            key: BinaryBuilder::new(),
+            value: BinaryBuilder::new(),
+            topic: StringBuilder::new(),
+            partition: Int32Builder::new(),
+            offset: Int64Builder::new(),
+            timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            timestamp_type: Int32Builder::new(),
+        }
+    }
+
+    pub fn push(&mut self, topic: &str, partition: i32, message: &MessageView<'_>) {
+        self.key.append_option(message.key);
+        self.value.append_option(message.value);
+        self.topic.append_value(topic);
+        self.partition.append_value(partition);
+        self.offset.append_value(message.offset);
+        self.timestamp.append_value(message.timestamp.0);
+        self.timestamp_type.append_value(message.timestamp.1);
+        if let Some(list) = &mut self.headers {
+            let entries = list.values();
+            for (key, value) in message.headers.as_deref().unwrap_or_default() {
+                if let Some(b) = entries.field_builder::<StringBuilder>(0) {
+                    b.append_value(key);
+                }
+                if let Some(b) = entries.field_builder::<BinaryBuilder>(1) {
+                    b.append_option(value.as_deref());
+                }
+                entries.append(true);
+            }
+            list.append(true);
+        }
+    }
+
+    pub fn finish(mut self) -> Result<RecordBatch> {
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(self.key.finish()),
+            Arc::new(self.value.finish()),
+            Arc::new(self.topic.finish()),
+            Arc::new(self.partition.finish()),
+            Arc::new(self.offset.finish()),
+            Arc::new(self.timestamp.finish()),
+            Arc::new(self.timestamp_type.finish()),
+        ];
+        if let Some(headers) = &mut self.headers {
+            columns.push(Arc::new(headers.finish()));
+        }
+        Ok(RecordBatch::try_new(
+            kafka_schema(self.headers.is_some()),
+            columns,
+        )?)
+    }
+}
