@@ -200,6 +200,27 @@ impl Lowering<'_> {
         Ok(try_cast(value, target.clone()))
     }
 
+    /// The argument of `from_json`. Kafka's `value` is binary and is read as
+    /// `from_json(col("value").cast("string"), ...)`; the parser takes the bytes as they are
+    /// and checks their UTF-8 itself, so the cast, a pass over every message, is left out.
+    /// A record that is not UTF-8 is then malformed (counted), where the cast made it null.
+    fn json_text(&self, args: &[ExprNode]) -> Result<Expr> {
+        match args {
+            [ExprNode::Cast { expr, data_type }] if arrow_type(data_type)? == DataType::Utf8 => {
+                let value = self.lower(expr)?;
+                match value.get_type(self.schema)? {
+                    DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Ok(value),
+                    _ => self.lower(&args[0]),
+                }
+            }
+            [arg] => self.lower(arg),
+            _ => Err(analysis!(
+                "from_json() takes one argument, got {}",
+                args.len()
+            )),
+        }
+    }
+
     fn call(
         &self,
         name: &str,
@@ -231,7 +252,7 @@ impl Lowering<'_> {
                 let udf = FromJson::new(arrow_type(schema)?, mode, Arc::clone(self.metrics))?;
                 Expr::ScalarFunction(ScalarFunction::new_udf(
                     Arc::new(ScalarUDF::new_from_impl(udf)),
-                    vec![one()?],
+                    vec![self.json_text(args)?],
                 ))
             }
             "to_json" => Expr::ScalarFunction(ScalarFunction::new_udf(
@@ -358,4 +379,54 @@ fn literal(value: &Value, data_type: Option<&Value>) -> Result<Expr> {
         Value::String(text) => lit(text.as_str()),
         other => return Err(illegal!("unsupported literal {other}")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{Field, Schema};
+    use datafusion::prelude::SessionContext;
+    use serde_json::json;
+
+    fn lower(node: Value) -> Expr {
+        let schema = Schema::new(vec![
+            Field::new("value", DataType::Binary, true),
+            Field::new("text", DataType::Utf8, true),
+        ]);
+        let schema = DFSchema::try_from(schema).expect("schema");
+        let state = SessionContext::new().state();
+        let metrics = Arc::new(ExprMetrics::default());
+        let lowering = Lowering {
+            schema: &schema,
+            state: &state,
+            metrics: &metrics,
+        };
+        let node: ExprNode = serde_json::from_value(node).expect("node");
+        lowering.lower(&node).expect("lowers")
+    }
+
+    fn from_json_of(arg: Value) -> Expr {
+        let schema = json!({"type": "struct", "fields": [{"name": "a", "type": "long"}]});
+        let call = lower(json!({"kind": "call", "name": "from_json", "args": [arg],
+                                "options": {"schema": schema}}));
+        let Expr::ScalarFunction(call) = call else {
+            panic!("from_json lowers to a UDF call, got {call}");
+        };
+        call.args[0].clone()
+    }
+
+    #[test]
+    fn from_json_reads_binary_without_the_cast_to_string() {
+        let value = json!({"kind": "col", "name": "value"});
+        let cast_value = json!({"kind": "cast", "type": "string", "expr": value});
+        assert_eq!(
+            from_json_of(cast_value),
+            Expr::Column(Column::from_name("value"))
+        );
+        let cast_text =
+            json!({"kind": "cast", "type": "string", "expr": {"kind": "col", "name": "text"}});
+        assert!(matches!(from_json_of(cast_text), Expr::TryCast(_)));
+        let to_long = json!({"kind": "cast", "type": "long", "expr": value});
+        assert!(matches!(from_json_of(to_long), Expr::TryCast(_)));
+    }
 }

@@ -24,7 +24,7 @@ use super::options::Options;
 use super::{Cancel, ReadLimit, Source, SourceOffset};
 use crate::checkpoint::{read_json, write_json};
 use crate::error::{Error, Result};
-use crate::expr::from_json::parse_rows;
+use crate::expr::from_json::JsonParser;
 use crate::expr::types::arrow_schema;
 use crate::expr::ExprMetrics;
 use crate::illegal;
@@ -169,7 +169,8 @@ impl FileSource {
                     .filter(|l| !l.trim().is_empty())
                     .map(|l| Some(l.as_str()))
                     .collect();
-                let parsed = parse_rows(self.schema.fields(), &text, self.fail_fast, &self.metrics)
+                let parsed = JsonParser::new(self.schema.fields(), self.fail_fast)?
+                    .parse(&text, &self.metrics)
                     .map_err(|e| Error::Source(format!("{}: {e}", path.display())))?;
                 let parsed = parsed.as_struct();
                 Ok(vec![RecordBatch::try_new(
