@@ -317,8 +317,8 @@ fn three_partitioned_batches_read_back_as_the_input_rows() {
         seen += of_batch.len();
         for file in of_batch {
             let name = file.file_name().unwrap().to_string_lossy().to_string();
-            assert!(name.ends_with(".zstd.parquet"), "{name}");
-            let uuid = &name[prefix.len()..name.len() - ".zstd.parquet".len()];
+            assert!(name.ends_with(".snappy.parquet"), "{name}");
+            let uuid = &name[prefix.len()..name.len() - ".snappy.parquet".len()];
             assert_eq!(uuid.len(), 36, "{name}");
         }
     }
@@ -613,10 +613,11 @@ fn update_and_complete_output_modes_are_refused() {
 }
 
 #[test]
-fn zstd_is_the_default_codec_and_the_option_chooses_others() {
-    let cases: [(&[(&str, &str)], &str); 4] = [
-        (&[], ".zstd.parquet"),
-        (&[("COMPRESSION", "Snappy")], ".snappy.parquet"),
+fn snappy_is_the_default_codec_as_in_spark_and_the_option_chooses_others() {
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (&[], ".snappy.parquet"),
+        (&[("COMPRESSION", "Zstd")], ".zstd.parquet"),
+        (&[("parquet.compression", "snappy")], ".snappy.parquet"),
         (&[("compression", "none")], ".parquet"),
         (&[("compression", "uncompressed")], ".parquet"),
     ];

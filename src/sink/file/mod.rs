@@ -5,12 +5,12 @@
 //! Layout of the output folder:
 //!
 //! ```text
-//! <path>/symbol=BTCUSDT/part-00007-<uuid>.zstd.parquet     data files (Hive partitioning)
+//! <path>/symbol=BTCUSDT/part-00007-<uuid>.snappy.parquet   data files (Hive partitioning)
 //! <path>/_ferrostream_metadata/7                           the manifest of batch 7
 //! ```
 //!
 //! A batch is committed when its manifest exists: `{"batchId": 7, "files": [{"path":
-//! "symbol=BTCUSDT/part-00007-….zstd.parquet", "rows": 12, "bytes": 3456}]}`, written
+//! "symbol=BTCUSDT/part-00007-….snappy.parquet", "rows": 12, "bytes": 3456}]}`, written
 //! atomically after every data file it names is durably in place under its final name.
 //! Readers that want exactly-once read [`committed_files`]; a batch rerun after a crash finds
 //! its manifest and writes nothing, or finds none and deletes the files of the crashed attempt
@@ -91,9 +91,9 @@ pub struct FileSink {
 impl FileSink {
     /// A sink writing `format` files (parquet, json, csv) under `path`, in Hive folders of
     /// the `partition_by` columns, with Spark's writer `options` (keys case-insensitive;
-    /// parquet: `compression` or `parquet.compression`: zstd (default), snappy, none,
-    /// uncompressed; csv: `header`; other options are ignored, as Spark ignores options a
-    /// format does not know).
+    /// parquet: `compression` or `parquet.compression`: snappy (default, as Spark's), zstd,
+    /// none, uncompressed; csv: `header`; other options are ignored, as Spark ignores options
+    /// a format does not know).
     pub fn new(
         format: &str,
         path: &Path,
