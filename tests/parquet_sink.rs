@@ -735,6 +735,39 @@ fn an_unpartitioned_batch_is_one_file_with_microsecond_utc_timestamps() {
 }
 
 #[test]
+fn files_are_byte_for_byte_what_a_plain_arrow_writer_writes() {
+    // The sink prepares the Parquet schema and the footer's Arrow schema once per sink
+    // instead of per file; the files must not notice.
+    for (options, compression) in [
+        (&[][..], Compression::SNAPPY),
+        (
+            &[("compression", "zstd")][..],
+            Compression::ZSTD(parquet::basic::ZstdLevel::try_new(3).expect("level")),
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("out");
+        let batch = three_batches().remove(0).remove(0);
+        let mut sink = sink(&root, &[], options);
+        append(&mut sink, 0, std::slice::from_ref(&batch));
+        let files = committed_files(&root).expect("manifests");
+        assert_eq!(files.len(), 1, "{files:?}");
+        let written = fs::read(root.join(&files[0])).expect("read");
+
+        let properties = parquet::file::properties::WriterProperties::builder()
+            .set_compression(compression)
+            .set_coerce_types(true)
+            .build();
+        let mut plain = Vec::new();
+        let mut writer =
+            ArrowWriter::try_new(&mut plain, batch.schema(), Some(properties)).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+        assert!(written == plain, "{options:?}: the sink's file differs");
+    }
+}
+
+#[test]
 fn a_corrupt_manifest_is_an_error_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("out");

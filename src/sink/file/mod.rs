@@ -40,7 +40,7 @@ mod paths;
 mod save;
 
 pub use format::FileFormat;
-use format::PartWriter;
+use format::{PartWriter, WriterTemplate};
 pub use manifest::{committed_files, METADATA_DIR};
 use manifest::{Manifest, ManifestFile};
 pub use paths::{escape_path_name, unescape_path_name};
@@ -78,6 +78,8 @@ pub struct FileSink {
     /// Groups rows by partition value (None when not partitioned).
     converter: Option<RowConverter>,
     format: FileFormat,
+    /// What every data file starts with, worked out once.
+    template: WriterTemplate,
     /// The committed files still part of the output, by partition folder.
     live: BTreeMap<String, Vec<ManifestFile>>,
     /// Small files in one folder that trigger a compaction (0: never).
@@ -136,6 +138,7 @@ impl FileSink {
             Some(RowConverter::new(fields)?)
         };
         format.check_schema(&file_schema)?;
+        let template = format.template(&file_schema)?;
 
         let metadata = path.join(METADATA_DIR);
         fs::create_dir_all(&metadata).map_err(|e| Error::io("cannot create", &metadata, e))?;
@@ -155,6 +158,7 @@ impl FileSink {
             file_schema,
             converter,
             format,
+            template,
             live,
             min_files_to_compact,
             sweep_pending: true,
@@ -525,7 +529,7 @@ impl PartFile {
             .create_new(true)
             .open(&temporary)
             .map_err(|e| Error::io("cannot create", &temporary, e))?;
-        let writer = match sink.format.writer(file, &sink.file_schema) {
+        let writer = match sink.template.writer(file) {
             Ok(writer) => writer,
             Err(e) => {
                 remove_quietly(&temporary);
