@@ -735,6 +735,36 @@ fn an_unpartitioned_batch_is_one_file_with_microsecond_utc_timestamps() {
 }
 
 #[test]
+fn a_file_that_cannot_be_written_leaves_no_file_of_its_batch() {
+    // Files are written one after another; the last folder of the batch cannot be created
+    // (a file is in its way), after the files of the others are in place.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("out");
+    let batches = three_batches();
+    let mut sink = sink(&root, &["symbol"], &[]);
+    let blocker = root.join("symbol=SOLUSDT");
+    fs::write(&blocker, b"in the way").expect("blocker");
+    let error = sink
+        .add_batch(0, &tick_schema(), &batches[0], OutputMode::Append)
+        .expect_err("refused");
+    assert!(error.to_string().contains("symbol=SOLUSDT"), "{error}");
+    let left: Vec<PathBuf> = data_file_names(&root)
+        .into_iter()
+        .filter(|p| p.as_path() != Path::new("symbol=SOLUSDT"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(!root.join("_ferrostream_metadata").join("0").exists());
+
+    fs::remove_file(&blocker).expect("unblock");
+    append(&mut sink, 0, &batches[0]);
+    assert_eq!(
+        committed_rows(&root, &ORDER),
+        input_rows(&batches[0], &ORDER)
+    );
+    assert_eq!(data_file_names(&root).len(), 3);
+}
+
+#[test]
 fn files_are_byte_for_byte_what_a_plain_arrow_writer_writes() {
     // The sink prepares the Parquet schema and the footer's Arrow schema once per sink
     // instead of per file; the files must not notice.

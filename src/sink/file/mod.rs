@@ -228,23 +228,25 @@ impl FileSink {
         )?)
     }
 
-    /// Writes the rows of `batches` into one open file per partition folder.
-    fn write_rows(
-        &self,
-        batch_id: u64,
-        batches: &[RecordBatch],
-        files: &mut BTreeMap<String, PartFile>,
-    ) -> Result<()> {
+    /// Groups the rows of `batches` by partition folder without copying them: the input
+    /// batches cast to the file schema, and for each folder the pieces of them bound for it,
+    /// in input order.
+    fn group_rows(&self, batches: &[RecordBatch]) -> Result<(Vec<RecordBatch>, Folders)> {
         let options = FormatOptions::new()
             .with_display_error(false)
             .with_timestamp_format(Some(TIMESTAMP_FORMAT))
             .with_timestamp_tz_format(Some(TIMESTAMP_FORMAT));
+        let mut data = Vec::with_capacity(batches.len());
+        let mut folders = Folders::new();
         for batch in batches.iter().filter(|b| b.num_rows() > 0) {
             let batch = self.conform(batch)?;
-            let data = self.data_batch(&batch)?;
+            let index = data.len();
+            data.push(self.data_batch(&batch)?);
             let Some(converter) = &self.converter else {
-                self.file_for(batch_id, String::new(), files)?
-                    .write(&data)?;
+                folders.entry(String::new()).or_default().push(Piece {
+                    batch: index,
+                    rows: None,
+                });
                 continue;
             };
             let keys: Vec<ArrayRef> = self
@@ -253,8 +255,8 @@ impl FileSink {
                 .map(|&i| Arc::clone(batch.column(i)))
                 .collect();
             // Group rows by partition value: sort row indices by the row-format encoding of
-            // the partition columns (stable, so each file keeps the input order), then
-            // write each run of equal keys as one slice.
+            // the partition columns (stable, so each file keeps the input order); each run of
+            // equal keys is one piece.
             let rows = converter.convert_columns(&keys)?;
             let count = u32::try_from(batch.num_rows())
                 .map_err(|_| Error::Sink("a batch has more than 2^32 rows".into()))?;
@@ -270,11 +272,7 @@ impl FileSink {
                     start = end;
                 }
             }
-            let sorted = if runs.len() == 1 {
-                data
-            } else {
-                take_record_batch(&data, &UInt32Array::from(order.clone()))?
-            };
+            let whole = runs.len() == 1;
             let formatters = keys
                 .iter()
                 .map(|k| ArrayFormatter::try_new(k.as_ref(), &options))
@@ -294,11 +292,14 @@ impl FileSink {
                     }
                     dir.push_str(&self.partition_folder(column, value.as_deref())?);
                 }
-                self.file_for(batch_id, dir, files)?
-                    .write(&sorted.slice(start, end - start))?;
+                let rows = (!whole).then(|| UInt32Array::from(order[start..end].to_vec()));
+                folders
+                    .entry(dir)
+                    .or_default()
+                    .push(Piece { batch: index, rows });
             }
         }
-        Ok(())
+        Ok((data, folders))
     }
 
     /// The folder name of one partition column's value: `col=escaped`.
@@ -327,46 +328,29 @@ impl FileSink {
         Ok(folder)
     }
 
-    /// The open file of a partition folder, created on first use.
-    fn file_for<'a>(
+    /// Writes one file per folder of `folders` (rows of `data`), each from creation to its
+    /// final name before the next starts, so one writer (for Parquet: encoders and a codec
+    /// per column) is alive at a time however many folders a batch touches; then fsyncs the
+    /// folders. Returns the manifest entries; `done` collects the final paths, for cleanup
+    /// if a later file fails.
+    fn write_files(
         &self,
         batch_id: u64,
-        dir: String,
-        files: &'a mut BTreeMap<String, PartFile>,
-    ) -> Result<&'a mut PartFile> {
-        if !files.contains_key(&dir) {
-            let file = PartFile::create(self, batch_id, &dir)?;
-            files.insert(dir.clone(), file);
-        }
-        Ok(files.get_mut(&dir).expect("inserted above"))
-    }
-
-    /// Closes every file and moves it to its final name; returns the manifest entries and
-    /// the final paths.
-    fn finish_files(
-        &self,
-        files: BTreeMap<String, PartFile>,
+        data: &[RecordBatch],
+        folders: Folders,
         done: &mut Vec<PathBuf>,
     ) -> Result<Vec<ManifestFile>> {
-        let mut entries = Vec::with_capacity(files.len());
-        let mut dirs = BTreeSet::new();
-        let mut open = files.into_values();
-        while let Some(file) = open.next() {
-            let temporary = file.temporary.clone();
-            match file.finish(&self.root) {
-                Ok((entry, path)) => {
-                    done.push(path);
-                    entries.push(entry);
-                }
-                Err(e) => {
-                    remove_quietly(&temporary);
-                    for rest in open {
-                        rest.discard();
-                    }
-                    return Err(e);
-                }
-            }
+        let mut entries = Vec::with_capacity(folders.len());
+        for (dir, pieces) in folders {
+            let (entry, path) = PartFile::write_new(self, batch_id, &dir, |file| {
+                pieces
+                    .iter()
+                    .try_for_each(|piece| file.write(&piece.rows_of(data)?))
+            })?;
+            done.push(path);
+            entries.push(entry);
         }
+        let mut dirs = BTreeSet::new();
         // fsync every folder that gained an entry, up to the output folder, so the renames
         // and new partition folders survive a power loss before the manifest names them.
         for path in done.iter() {
@@ -450,17 +434,13 @@ impl Sink for FileSink {
 
         // One file per partition folder per batch, however many record batches it came in
         // (an empty batch writes none); small files are compacted (see compact.rs).
-        let mut files = BTreeMap::new();
         let mut done = Vec::new();
         let written = self
-            .write_rows(batch_id, batches, &mut files)
-            .and_then(|()| self.finish_files(std::mem::take(&mut files), &mut done));
+            .group_rows(batches)
+            .and_then(|(data, folders)| self.write_files(batch_id, &data, folders, &mut done));
         let entries = match written {
             Ok(entries) => entries,
             Err(e) => {
-                for file in files.into_values() {
-                    file.discard();
-                }
                 for path in &done {
                     remove_quietly(path);
                 }
@@ -500,6 +480,27 @@ impl Sink for FileSink {
 
     fn description(&self) -> String {
         format!("FileSink[{}]", self.root.display())
+    }
+}
+
+/// The pieces of the input bound for each partition folder (`""` when unpartitioned).
+type Folders = BTreeMap<String, Vec<Piece>>;
+
+/// Rows of one input batch bound for one partition folder.
+struct Piece {
+    /// The input batch, as an index into the batches cast to the file schema.
+    batch: usize,
+    /// Its rows in this folder, in input order; `None`: all of them.
+    rows: Option<UInt32Array>,
+}
+
+impl Piece {
+    fn rows_of(&self, data: &[RecordBatch]) -> Result<RecordBatch> {
+        let batch = &data[self.batch];
+        Ok(match &self.rows {
+            None => batch.clone(),
+            Some(rows) => take_record_batch(batch, rows)?,
+        })
     }
 }
 
@@ -543,6 +544,24 @@ impl PartFile {
             writer,
             rows: 0,
         })
+    }
+
+    /// Creates a file of `batch_id` in `dir`, lets `fill` write its rows and finishes it
+    /// (see [`PartFile::finish`]); a failure leaves nothing of it behind.
+    fn write_new(
+        sink: &FileSink,
+        batch_id: u64,
+        dir: &str,
+        fill: impl FnOnce(&mut PartFile) -> Result<()>,
+    ) -> Result<(ManifestFile, PathBuf)> {
+        let mut file = PartFile::create(sink, batch_id, dir)?;
+        if let Err(e) = fill(&mut file) {
+            file.discard();
+            return Err(e);
+        }
+        let temporary = file.temporary.clone();
+        file.finish(&sink.root)
+            .inspect_err(|_| remove_quietly(&temporary))
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
