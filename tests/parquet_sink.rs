@@ -736,32 +736,41 @@ fn an_unpartitioned_batch_is_one_file_with_microsecond_utc_timestamps() {
 
 #[test]
 fn a_file_that_cannot_be_written_leaves_no_file_of_its_batch() {
-    // Files are written one after another; the last folder of the batch cannot be created
-    // (a file is in its way), after the files of the others are in place.
+    // 20 folders: the sink writes them in groups (16 at a time), so when the last folder
+    // cannot be created (a file is in its way) the first group is already renamed into
+    // place and the second is open; neither may stay.
+    let symbols: Vec<String> = (0..20).map(|i| format!("S{i:02}")).collect();
+    let times = (0..20).map(|i| 1_700_000_000_000_000 + i);
+    let batch = [RecordBatch::try_new(
+        tick_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(&symbols)),
+            Arc::new(Float64Array::from_iter_values((0..20).map(f64::from))),
+            Arc::new(TimestampMicrosecondArray::from_iter_values(times).with_timezone("UTC")),
+            Arc::new(Int64Array::from(vec![1; 20])),
+        ],
+    )
+    .expect("batch")];
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("out");
-    let batches = three_batches();
     let mut sink = sink(&root, &["symbol"], &[]);
-    let blocker = root.join("symbol=SOLUSDT");
+    let blocker = root.join("symbol=S19");
     fs::write(&blocker, b"in the way").expect("blocker");
     let error = sink
-        .add_batch(0, &tick_schema(), &batches[0], OutputMode::Append)
+        .add_batch(0, &tick_schema(), &batch, OutputMode::Append)
         .expect_err("refused");
-    assert!(error.to_string().contains("symbol=SOLUSDT"), "{error}");
+    assert!(error.to_string().contains("symbol=S19"), "{error}");
     let left: Vec<PathBuf> = data_file_names(&root)
         .into_iter()
-        .filter(|p| p.as_path() != Path::new("symbol=SOLUSDT"))
+        .filter(|p| p.as_path() != Path::new("symbol=S19"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
     assert!(!root.join("_ferrostream_metadata").join("0").exists());
 
     fs::remove_file(&blocker).expect("unblock");
-    append(&mut sink, 0, &batches[0]);
-    assert_eq!(
-        committed_rows(&root, &ORDER),
-        input_rows(&batches[0], &ORDER)
-    );
-    assert_eq!(data_file_names(&root).len(), 3);
+    append(&mut sink, 0, &batch);
+    assert_eq!(committed_rows(&root, &ORDER), input_rows(&batch, &ORDER));
+    assert_eq!(data_file_names(&root).len(), 20);
 }
 
 #[test]

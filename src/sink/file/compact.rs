@@ -122,11 +122,12 @@ impl FileSink {
         folder: &str,
         sources: &[&ManifestFile],
     ) -> Result<(ManifestFile, PathBuf)> {
-        PartFile::write_new(self, batch_id, folder, |file| {
+        PartFile::filled(self, batch_id, folder, |file| {
             sources
                 .iter()
                 .try_for_each(|source| copy_rows(&self.root.join(&source.path), file, self))
-        })
+        })?
+        .finish_or_remove(&self.root)
     }
 
     /// Deletes files that committed compactions replaced but a crash left on disk.

@@ -59,6 +59,12 @@ pub const DEFAULT_PARTITION_NAME: &str = "__HIVE_DEFAULT_PARTITION__";
 /// The longest folder or file name most file systems accept, in bytes.
 const MAX_NAME_BYTES: usize = 255;
 
+/// Files of a batch open at once. One file at a time would bound memory best, but glibc
+/// returns the freed top of the heap to the system after each file and faults it back in for
+/// the next (4 `brk` calls per file); a group pays that once. Memory is bounded by this, not
+/// by the number of partition folders.
+const FILES_AT_ONCE: usize = 16;
+
 /// Timestamps in partition folder names, as Spark casts them to strings.
 const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.f";
 
@@ -328,11 +334,11 @@ impl FileSink {
         Ok(folder)
     }
 
-    /// Writes one file per folder of `folders` (rows of `data`), each from creation to its
-    /// final name before the next starts, so one writer (for Parquet: encoders and a codec
-    /// per column) is alive at a time however many folders a batch touches; then fsyncs the
-    /// folders. Returns the manifest entries; `done` collects the final paths, for cleanup
-    /// if a later file fails.
+    /// Writes one file per folder of `folders` (rows of `data`), [`FILES_AT_ONCE`] at a time
+    /// from creation to their final names, so that many writers (for Parquet: encoders and a
+    /// codec per column) are alive at once however many folders a batch touches; then fsyncs
+    /// the folders. Returns the manifest entries; `done` collects the final paths, for
+    /// cleanup if a later file fails.
     fn write_files(
         &self,
         batch_id: u64,
@@ -341,14 +347,36 @@ impl FileSink {
         done: &mut Vec<PathBuf>,
     ) -> Result<Vec<ManifestFile>> {
         let mut entries = Vec::with_capacity(folders.len());
-        for (dir, pieces) in folders {
-            let (entry, path) = PartFile::write_new(self, batch_id, &dir, |file| {
-                pieces
-                    .iter()
-                    .try_for_each(|piece| file.write(&piece.rows_of(data)?))
-            })?;
-            done.push(path);
-            entries.push(entry);
+        let mut folders = folders.into_iter().peekable();
+        while folders.peek().is_some() {
+            let mut open = Vec::with_capacity(FILES_AT_ONCE);
+            for (dir, pieces) in folders.by_ref().take(FILES_AT_ONCE) {
+                let filled = PartFile::filled(self, batch_id, &dir, |file| {
+                    pieces
+                        .iter()
+                        .try_for_each(|piece| file.write(&piece.rows_of(data)?))
+                });
+                match filled {
+                    Ok(file) => open.push(file),
+                    Err(e) => {
+                        open.into_iter().for_each(PartFile::discard);
+                        return Err(e);
+                    }
+                }
+            }
+            let mut open = open.into_iter();
+            while let Some(file) = open.next() {
+                match file.finish_or_remove(&self.root) {
+                    Ok((entry, path)) => {
+                        done.push(path);
+                        entries.push(entry);
+                    }
+                    Err(e) => {
+                        open.for_each(PartFile::discard);
+                        return Err(e);
+                    }
+                }
+            }
         }
         let mut dirs = BTreeSet::new();
         // fsync every folder that gained an entry, up to the output folder, so the renames
@@ -546,21 +574,28 @@ impl PartFile {
         })
     }
 
-    /// Creates a file of `batch_id` in `dir`, lets `fill` write its rows and finishes it
-    /// (see [`PartFile::finish`]); a failure leaves nothing of it behind.
-    fn write_new(
+    /// Creates a file of `batch_id` in `dir` and lets `fill` write its rows; a failure leaves
+    /// nothing of it behind.
+    fn filled(
         sink: &FileSink,
         batch_id: u64,
         dir: &str,
         fill: impl FnOnce(&mut PartFile) -> Result<()>,
-    ) -> Result<(ManifestFile, PathBuf)> {
+    ) -> Result<PartFile> {
         let mut file = PartFile::create(sink, batch_id, dir)?;
-        if let Err(e) = fill(&mut file) {
-            file.discard();
-            return Err(e);
+        match fill(&mut file) {
+            Ok(()) => Ok(file),
+            Err(e) => {
+                file.discard();
+                Err(e)
+            }
         }
-        let temporary = file.temporary.clone();
-        file.finish(&sink.root)
+    }
+
+    /// [`PartFile::finish`], deleting the file if that fails.
+    fn finish_or_remove(self, root: &Path) -> Result<(ManifestFile, PathBuf)> {
+        let temporary = self.temporary.clone();
+        self.finish(root)
             .inspect_err(|_| remove_quietly(&temporary))
     }
 
