@@ -317,8 +317,8 @@ fn three_partitioned_batches_read_back_as_the_input_rows() {
         seen += of_batch.len();
         for file in of_batch {
             let name = file.file_name().unwrap().to_string_lossy().to_string();
-            assert!(name.ends_with(".zstd.parquet"), "{name}");
-            let uuid = &name[prefix.len()..name.len() - ".zstd.parquet".len()];
+            assert!(name.ends_with(".snappy.parquet"), "{name}");
+            let uuid = &name[prefix.len()..name.len() - ".snappy.parquet".len()];
             assert_eq!(uuid.len(), 36, "{name}");
         }
     }
@@ -613,10 +613,11 @@ fn update_and_complete_output_modes_are_refused() {
 }
 
 #[test]
-fn zstd_is_the_default_codec_and_the_option_chooses_others() {
-    let cases: [(&[(&str, &str)], &str); 4] = [
-        (&[], ".zstd.parquet"),
-        (&[("COMPRESSION", "Snappy")], ".snappy.parquet"),
+fn snappy_is_the_default_codec_as_in_spark_and_the_option_chooses_others() {
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (&[], ".snappy.parquet"),
+        (&[("COMPRESSION", "Zstd")], ".zstd.parquet"),
+        (&[("parquet.compression", "snappy")], ".snappy.parquet"),
         (&[("compression", "none")], ".parquet"),
         (&[("compression", "uncompressed")], ".parquet"),
     ];
@@ -731,6 +732,78 @@ fn an_unpartitioned_batch_is_one_file_with_microsecond_utc_timestamps() {
     assert_eq!(rows, 6);
     let first = row_texts(&read[0], &["v", "t"], &[]);
     assert_eq!(first[0], "1|1970-01-01T00:00:01.123456Z");
+}
+
+#[test]
+fn a_file_that_cannot_be_written_leaves_no_file_of_its_batch() {
+    // 20 folders: the sink writes them in groups (16 at a time), so when the last folder
+    // cannot be created (a file is in its way) the first group is already renamed into
+    // place and the second is open; neither may stay.
+    let symbols: Vec<String> = (0..20).map(|i| format!("S{i:02}")).collect();
+    let times = (0..20).map(|i| 1_700_000_000_000_000 + i);
+    let batch = [RecordBatch::try_new(
+        tick_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(&symbols)),
+            Arc::new(Float64Array::from_iter_values((0..20).map(f64::from))),
+            Arc::new(TimestampMicrosecondArray::from_iter_values(times).with_timezone("UTC")),
+            Arc::new(Int64Array::from(vec![1; 20])),
+        ],
+    )
+    .expect("batch")];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("out");
+    let mut sink = sink(&root, &["symbol"], &[]);
+    let blocker = root.join("symbol=S19");
+    fs::write(&blocker, b"in the way").expect("blocker");
+    let error = sink
+        .add_batch(0, &tick_schema(), &batch, OutputMode::Append)
+        .expect_err("refused");
+    assert!(error.to_string().contains("symbol=S19"), "{error}");
+    let left: Vec<PathBuf> = data_file_names(&root)
+        .into_iter()
+        .filter(|p| p.as_path() != Path::new("symbol=S19"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(!root.join("_ferrostream_metadata").join("0").exists());
+
+    fs::remove_file(&blocker).expect("unblock");
+    append(&mut sink, 0, &batch);
+    assert_eq!(committed_rows(&root, &ORDER), input_rows(&batch, &ORDER));
+    assert_eq!(data_file_names(&root).len(), 20);
+}
+
+#[test]
+fn files_are_byte_for_byte_what_a_plain_arrow_writer_writes() {
+    // The sink prepares the Parquet schema and the footer's Arrow schema once per sink
+    // instead of per file; the files must not notice.
+    for (options, compression) in [
+        (&[][..], Compression::SNAPPY),
+        (
+            &[("compression", "zstd")][..],
+            Compression::ZSTD(parquet::basic::ZstdLevel::try_new(3).expect("level")),
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("out");
+        let batch = three_batches().remove(0).remove(0);
+        let mut sink = sink(&root, &[], options);
+        append(&mut sink, 0, std::slice::from_ref(&batch));
+        let files = committed_files(&root).expect("manifests");
+        assert_eq!(files.len(), 1, "{files:?}");
+        let written = fs::read(root.join(&files[0])).expect("read");
+
+        let properties = parquet::file::properties::WriterProperties::builder()
+            .set_compression(compression)
+            .set_coerce_types(true)
+            .build();
+        let mut plain = Vec::new();
+        let mut writer =
+            ArrowWriter::try_new(&mut plain, batch.schema(), Some(properties)).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+        assert!(written == plain, "{options:?}: the sink's file differs");
+    }
 }
 
 #[test]

@@ -113,7 +113,7 @@ class DataFrameWriter:
         partitionBy: Optional[Union[str, List[str]]] = None,
         compression: Optional[str] = None,
     ) -> None:
-        """Writes Parquet files (zstd unless ``compression`` says otherwise)."""
+        """Writes Parquet files (snappy, as Spark, unless ``compression`` says otherwise)."""
         if compression is not None:
             self.option("compression", compression)
         self.save(path, "parquet", mode, partitionBy)

@@ -8,7 +8,7 @@
 //! start deletes. Replaced files are deleted once the manifest is written, so readers that
 //! list folders instead of reading the manifest do not see rows twice for long.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -122,21 +122,12 @@ impl FileSink {
         folder: &str,
         sources: &[&ManifestFile],
     ) -> Result<(ManifestFile, PathBuf)> {
-        let mut file = PartFile::create(self, batch_id, folder)?;
-        let copied = sources
-            .iter()
-            .try_for_each(|source| copy_rows(&self.root.join(&source.path), &mut file, self));
-        match copied {
-            Ok(()) => {
-                let temporary = file.temporary.clone();
-                file.finish(&self.root)
-                    .inspect_err(|_| remove_quietly(&temporary))
-            }
-            Err(e) => {
-                file.discard();
-                Err(e)
-            }
-        }
+        PartFile::filled(self, batch_id, folder, |file| {
+            sources
+                .iter()
+                .try_for_each(|source| copy_rows(&self.root.join(&source.path), file, self))
+        })?
+        .finish_or_remove(&self.root)
     }
 
     /// Deletes files that committed compactions replaced but a crash left on disk.
@@ -151,8 +142,12 @@ impl FileSink {
 
     /// Keeps the live-file index in step with a committed manifest.
     pub(super) fn record_commit(&mut self, entries: &[ManifestFile], removed: &[String]) {
-        for files in self.live.values_mut() {
-            files.retain(|f| !removed.contains(&f.path));
+        if !removed.is_empty() {
+            // A set: a batch that compacts every folder removes (folders x files) paths.
+            let removed: HashSet<&str> = removed.iter().map(String::as_str).collect();
+            for files in self.live.values_mut() {
+                files.retain(|f| !removed.contains(f.path.as_str()));
+            }
         }
         for entry in entries {
             self.live

@@ -1,13 +1,18 @@
-//! The formats the file sink writes: Parquet (zstd by default, as Spark 3.5 with
-//! `spark.sql.parquet.compression.codec=zstd`), JSON lines and CSV, each file named as
-//! Spark names its own (`part-00007-<uuid>.zstd.parquet`, `.json`, `.csv`).
+//! The formats the file sink writes: Parquet (snappy by default, as Spark 3.5's
+//! `spark.sql.parquet.compression.codec`), JSON lines and CSV, each file named as Spark names
+//! its own (`part-00007-<uuid>.snappy.parquet`, `.json`, `.csv`).
+//!
+//! A sink writes many small files (one per partition folder per batch), so what every file
+//! shares is worked out once per sink in a [`WriterTemplate`]: the Parquet schema, and the
+//! writer properties with the encoded Arrow schema already in their metadata.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufWriter;
 use std::sync::Arc;
 
-use ::parquet::arrow::ArrowWriter;
+use ::parquet::arrow::arrow_writer::ArrowWriterOptions;
+use ::parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter, ArrowWriter};
 use ::parquet::basic::{Compression, ZstdLevel};
 use ::parquet::file::properties::WriterProperties;
 use arrow::array::RecordBatch;
@@ -31,9 +36,11 @@ pub const SUFFIXES: [&str; 5] = [
 /// A Parquet compression codec (the `compression` option).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
-    /// zstd, level 3 (the default).
+    /// zstd, level 3: smaller files, but the parquet crate builds a zstd compressor and a
+    /// decompressor for every column of every file (4 % of the OHLC pipeline's CPU when it was
+    /// the default, and twice the sink's peak memory).
     Zstd,
-    /// Snappy.
+    /// Snappy, the default (Spark's).
     Snappy,
     /// None.
     Uncompressed,
@@ -99,7 +106,7 @@ impl FileFormat {
                     .or(lowered.get("parquet.compression"))
                 {
                     Some((key, value)) => Codec::parse(key, value)?,
-                    None => Codec::Zstd,
+                    None => Codec::Snappy,
                 };
                 let properties = Box::new(
                     WriterProperties::builder()
@@ -181,18 +188,68 @@ impl FileFormat {
         Ok(())
     }
 
-    /// Starts a writer on `file` for rows of `schema`.
-    pub fn writer(&self, file: File, schema: &SchemaRef) -> Result<PartWriter> {
+    /// What every data file of rows of `schema` is started with, worked out once.
+    pub fn template(&self, schema: &SchemaRef) -> Result<WriterTemplate> {
         Ok(match self {
-            FileFormat::Parquet { properties, .. } => PartWriter::Parquet(ArrowWriter::try_new(
-                file,
-                Arc::clone(schema),
-                Some(properties.as_ref().clone()),
-            )?),
-            FileFormat::Json => {
+            FileFormat::Parquet { properties, .. } => {
+                let parquet_schema = ArrowSchemaConverter::new()
+                    .with_coerce_types(properties.coerce_types())
+                    .convert(schema)?;
+                // pyarrow, DataFusion and Polars read the Arrow schema from the footer (time
+                // zones, for instance); encoding it here spares the writer doing it per file.
+                let mut properties = properties.as_ref().clone();
+                add_encoded_arrow_schema_to_metadata(schema, &mut properties);
+                WriterTemplate::Parquet {
+                    schema: Arc::clone(schema),
+                    options: Box::new(
+                        ArrowWriterOptions::new()
+                            .with_properties(properties)
+                            .with_parquet_schema(parquet_schema)
+                            .with_skip_arrow_metadata(true),
+                    ),
+                }
+            }
+            FileFormat::Json => WriterTemplate::Json,
+            FileFormat::Csv { header } => WriterTemplate::Csv { header: *header },
+        })
+    }
+}
+
+/// What every data file of one sink is started with (see [`FileFormat::template`]).
+#[derive(Debug)]
+pub enum WriterTemplate {
+    /// Parquet: the Arrow schema and the writer's options with the Parquet schema and the
+    /// footer's metadata ready.
+    Parquet {
+        /// The rows' schema.
+        schema: SchemaRef,
+        /// Cloned for each file (the writer takes them by value).
+        options: Box<ArrowWriterOptions>,
+    },
+    /// JSON lines.
+    Json,
+    /// CSV.
+    Csv {
+        /// Whether each file starts with the column names.
+        header: bool,
+    },
+}
+
+impl WriterTemplate {
+    /// Starts a writer on `file`.
+    pub fn writer(&self, file: File) -> Result<PartWriter> {
+        Ok(match self {
+            WriterTemplate::Parquet { schema, options } => {
+                PartWriter::Parquet(ArrowWriter::try_new_with_options(
+                    file,
+                    Arc::clone(schema),
+                    options.as_ref().clone(),
+                )?)
+            }
+            WriterTemplate::Json => {
                 PartWriter::Json(arrow::json::LineDelimitedWriter::new(BufWriter::new(file)))
             }
-            FileFormat::Csv { header } => PartWriter::Csv(
+            WriterTemplate::Csv { header } => PartWriter::Csv(
                 arrow::csv::WriterBuilder::new()
                     .with_header(*header)
                     .with_timestamp_format("%Y-%m-%dT%H:%M:%S%.3f".into())
@@ -255,10 +312,10 @@ mod tests {
     #[test]
     fn parquet_codec_option_is_checked() {
         let suffix = |options: &[(&str, &str)]| parse("parquet", options).map(|f| f.suffix());
-        assert_eq!(suffix(&[]).expect("ok"), ".zstd.parquet");
+        assert_eq!(suffix(&[]).expect("ok"), ".snappy.parquet");
         assert_eq!(
-            suffix(&[("Compression", "SNAPPY")]).expect("ok"),
-            ".snappy.parquet"
+            suffix(&[("Compression", "ZSTD")]).expect("ok"),
+            ".zstd.parquet"
         );
         assert_eq!(
             suffix(&[("parquet.compression", "snappy"), ("compression", "none")]).expect("ok"),

@@ -5,12 +5,12 @@
 //! Layout of the output folder:
 //!
 //! ```text
-//! <path>/symbol=BTCUSDT/part-00007-<uuid>.zstd.parquet     data files (Hive partitioning)
+//! <path>/symbol=BTCUSDT/part-00007-<uuid>.snappy.parquet   data files (Hive partitioning)
 //! <path>/_ferrostream_metadata/7                           the manifest of batch 7
 //! ```
 //!
 //! A batch is committed when its manifest exists: `{"batchId": 7, "files": [{"path":
-//! "symbol=BTCUSDT/part-00007-….zstd.parquet", "rows": 12, "bytes": 3456}]}`, written
+//! "symbol=BTCUSDT/part-00007-….snappy.parquet", "rows": 12, "bytes": 3456}]}`, written
 //! atomically after every data file it names is durably in place under its final name.
 //! Readers that want exactly-once read [`committed_files`]; a batch rerun after a crash finds
 //! its manifest and writes nothing, or finds none and deletes the files of the crashed attempt
@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow::buffer::NullBuffer;
-use arrow::compute::{cast, take_record_batch};
+use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 use arrow::row::{RowConverter, SortField};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -36,13 +36,15 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 mod compact;
 mod format;
 mod manifest;
+mod part;
 mod paths;
 mod save;
 
 pub use format::FileFormat;
-use format::PartWriter;
+use format::WriterTemplate;
 pub use manifest::{committed_files, METADATA_DIR};
 use manifest::{Manifest, ManifestFile};
+use part::{Folders, PartFile, Piece};
 pub use paths::{escape_path_name, unescape_path_name};
 use paths::{is_data_file_of, is_plain_name};
 pub use save::{save_files, SaveMode};
@@ -58,6 +60,12 @@ pub const DEFAULT_PARTITION_NAME: &str = "__HIVE_DEFAULT_PARTITION__";
 
 /// The longest folder or file name most file systems accept, in bytes.
 const MAX_NAME_BYTES: usize = 255;
+
+/// Files of a batch open at once. One file at a time would bound memory best, but glibc
+/// returns the freed top of the heap to the system after each file and faults it back in for
+/// the next (4 `brk` calls per file); a group pays that once. Memory is bounded by this, not
+/// by the number of partition folders.
+const FILES_AT_ONCE: usize = 16;
 
 /// Timestamps in partition folder names, as Spark casts them to strings.
 const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.f";
@@ -78,6 +86,8 @@ pub struct FileSink {
     /// Groups rows by partition value (None when not partitioned).
     converter: Option<RowConverter>,
     format: FileFormat,
+    /// What every data file starts with, worked out once.
+    template: WriterTemplate,
     /// The committed files still part of the output, by partition folder.
     live: BTreeMap<String, Vec<ManifestFile>>,
     /// Small files in one folder that trigger a compaction (0: never).
@@ -91,9 +101,9 @@ pub struct FileSink {
 impl FileSink {
     /// A sink writing `format` files (parquet, json, csv) under `path`, in Hive folders of
     /// the `partition_by` columns, with Spark's writer `options` (keys case-insensitive;
-    /// parquet: `compression` or `parquet.compression`: zstd (default), snappy, none,
-    /// uncompressed; csv: `header`; other options are ignored, as Spark ignores options a
-    /// format does not know).
+    /// parquet: `compression` or `parquet.compression`: snappy (default, as Spark's), zstd,
+    /// none, uncompressed; csv: `header`; other options are ignored, as Spark ignores options
+    /// a format does not know).
     pub fn new(
         format: &str,
         path: &Path,
@@ -136,6 +146,7 @@ impl FileSink {
             Some(RowConverter::new(fields)?)
         };
         format.check_schema(&file_schema)?;
+        let template = format.template(&file_schema)?;
 
         let metadata = path.join(METADATA_DIR);
         fs::create_dir_all(&metadata).map_err(|e| Error::io("cannot create", &metadata, e))?;
@@ -155,6 +166,7 @@ impl FileSink {
             file_schema,
             converter,
             format,
+            template,
             live,
             min_files_to_compact,
             sweep_pending: true,
@@ -224,23 +236,25 @@ impl FileSink {
         )?)
     }
 
-    /// Writes the rows of `batches` into one open file per partition folder.
-    fn write_rows(
-        &self,
-        batch_id: u64,
-        batches: &[RecordBatch],
-        files: &mut BTreeMap<String, PartFile>,
-    ) -> Result<()> {
+    /// Groups the rows of `batches` by partition folder without copying them: the input
+    /// batches cast to the file schema, and for each folder the pieces of them bound for it,
+    /// in input order.
+    fn group_rows(&self, batches: &[RecordBatch]) -> Result<(Vec<RecordBatch>, Folders)> {
         let options = FormatOptions::new()
             .with_display_error(false)
             .with_timestamp_format(Some(TIMESTAMP_FORMAT))
             .with_timestamp_tz_format(Some(TIMESTAMP_FORMAT));
+        let mut data = Vec::with_capacity(batches.len());
+        let mut folders = Folders::new();
         for batch in batches.iter().filter(|b| b.num_rows() > 0) {
             let batch = self.conform(batch)?;
-            let data = self.data_batch(&batch)?;
+            let index = data.len();
+            data.push(self.data_batch(&batch)?);
             let Some(converter) = &self.converter else {
-                self.file_for(batch_id, String::new(), files)?
-                    .write(&data)?;
+                folders.entry(String::new()).or_default().push(Piece {
+                    batch: index,
+                    rows: None,
+                });
                 continue;
             };
             let keys: Vec<ArrayRef> = self
@@ -249,8 +263,8 @@ impl FileSink {
                 .map(|&i| Arc::clone(batch.column(i)))
                 .collect();
             // Group rows by partition value: sort row indices by the row-format encoding of
-            // the partition columns (stable, so each file keeps the input order), then
-            // write each run of equal keys as one slice.
+            // the partition columns (stable, so each file keeps the input order); each run of
+            // equal keys is one piece.
             let rows = converter.convert_columns(&keys)?;
             let count = u32::try_from(batch.num_rows())
                 .map_err(|_| Error::Sink("a batch has more than 2^32 rows".into()))?;
@@ -266,11 +280,7 @@ impl FileSink {
                     start = end;
                 }
             }
-            let sorted = if runs.len() == 1 {
-                data
-            } else {
-                take_record_batch(&data, &UInt32Array::from(order.clone()))?
-            };
+            let whole = runs.len() == 1;
             let formatters = keys
                 .iter()
                 .map(|k| ArrayFormatter::try_new(k.as_ref(), &options))
@@ -290,11 +300,14 @@ impl FileSink {
                     }
                     dir.push_str(&self.partition_folder(column, value.as_deref())?);
                 }
-                self.file_for(batch_id, dir, files)?
-                    .write(&sorted.slice(start, end - start))?;
+                let rows = (!whole).then(|| UInt32Array::from(order[start..end].to_vec()));
+                folders
+                    .entry(dir)
+                    .or_default()
+                    .push(Piece { batch: index, rows });
             }
         }
-        Ok(())
+        Ok((data, folders))
     }
 
     /// The folder name of one partition column's value: `col=escaped`.
@@ -323,46 +336,51 @@ impl FileSink {
         Ok(folder)
     }
 
-    /// The open file of a partition folder, created on first use.
-    fn file_for<'a>(
+    /// Writes one file per folder of `folders` (rows of `data`), [`FILES_AT_ONCE`] at a time
+    /// from creation to their final names, so that many writers (for Parquet: encoders and a
+    /// codec per column) are alive at once however many folders a batch touches; then fsyncs
+    /// the folders. Returns the manifest entries; `done` collects the final paths, for
+    /// cleanup if a later file fails.
+    fn write_files(
         &self,
         batch_id: u64,
-        dir: String,
-        files: &'a mut BTreeMap<String, PartFile>,
-    ) -> Result<&'a mut PartFile> {
-        if !files.contains_key(&dir) {
-            let file = PartFile::create(self, batch_id, &dir)?;
-            files.insert(dir.clone(), file);
-        }
-        Ok(files.get_mut(&dir).expect("inserted above"))
-    }
-
-    /// Closes every file and moves it to its final name; returns the manifest entries and
-    /// the final paths.
-    fn finish_files(
-        &self,
-        files: BTreeMap<String, PartFile>,
+        data: &[RecordBatch],
+        folders: Folders,
         done: &mut Vec<PathBuf>,
     ) -> Result<Vec<ManifestFile>> {
-        let mut entries = Vec::with_capacity(files.len());
-        let mut dirs = BTreeSet::new();
-        let mut open = files.into_values();
-        while let Some(file) = open.next() {
-            let temporary = file.temporary.clone();
-            match file.finish(&self.root) {
-                Ok((entry, path)) => {
-                    done.push(path);
-                    entries.push(entry);
-                }
-                Err(e) => {
-                    remove_quietly(&temporary);
-                    for rest in open {
-                        rest.discard();
+        let mut entries = Vec::with_capacity(folders.len());
+        let mut folders = folders.into_iter().peekable();
+        while folders.peek().is_some() {
+            let mut open = Vec::with_capacity(FILES_AT_ONCE);
+            for (dir, pieces) in folders.by_ref().take(FILES_AT_ONCE) {
+                let filled = PartFile::filled(self, batch_id, &dir, |file| {
+                    pieces
+                        .iter()
+                        .try_for_each(|piece| file.write(&piece.rows_of(data)?))
+                });
+                match filled {
+                    Ok(file) => open.push(file),
+                    Err(e) => {
+                        open.into_iter().for_each(PartFile::discard);
+                        return Err(e);
                     }
-                    return Err(e);
+                }
+            }
+            let mut open = open.into_iter();
+            while let Some(file) = open.next() {
+                match file.finish_or_remove(&self.root) {
+                    Ok((entry, path)) => {
+                        done.push(path);
+                        entries.push(entry);
+                    }
+                    Err(e) => {
+                        open.for_each(PartFile::discard);
+                        return Err(e);
+                    }
                 }
             }
         }
+        let mut dirs = BTreeSet::new();
         // fsync every folder that gained an entry, up to the output folder, so the renames
         // and new partition folders survive a power loss before the manifest names them.
         for path in done.iter() {
@@ -446,17 +464,13 @@ impl Sink for FileSink {
 
         // One file per partition folder per batch, however many record batches it came in
         // (an empty batch writes none); small files are compacted (see compact.rs).
-        let mut files = BTreeMap::new();
         let mut done = Vec::new();
         let written = self
-            .write_rows(batch_id, batches, &mut files)
-            .and_then(|()| self.finish_files(std::mem::take(&mut files), &mut done));
+            .group_rows(batches)
+            .and_then(|(data, folders)| self.write_files(batch_id, &data, folders, &mut done));
         let entries = match written {
             Ok(entries) => entries,
             Err(e) => {
-                for file in files.into_values() {
-                    file.discard();
-                }
                 for path in &done {
                     remove_quietly(path);
                 }
@@ -496,92 +510,6 @@ impl Sink for FileSink {
 
     fn description(&self) -> String {
         format!("FileSink[{}]", self.root.display())
-    }
-}
-
-/// A data file being written: a hidden temporary name in its final folder.
-struct PartFile {
-    /// The folder relative to the output folder (`""` or `a=1/b=2`).
-    dir: String,
-    name: String,
-    temporary: PathBuf,
-    writer: PartWriter,
-    rows: u64,
-}
-
-impl PartFile {
-    fn create(sink: &FileSink, batch_id: u64, dir: &str) -> Result<PartFile> {
-        let folder = sink.root.join(dir);
-        fs::create_dir_all(&folder).map_err(|e| Error::io("cannot create", &folder, e))?;
-        let name = format!(
-            "part-{batch_id:05}-{}{}",
-            uuid::Uuid::new_v4(),
-            sink.format.suffix()
-        );
-        // Starts with '.': readers that list folders (Spark, pyarrow, DuckDB) skip it.
-        let temporary = folder.join(format!(".{name}.tmp"));
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temporary)
-            .map_err(|e| Error::io("cannot create", &temporary, e))?;
-        let writer = match sink.format.writer(file, &sink.file_schema) {
-            Ok(writer) => writer,
-            Err(e) => {
-                remove_quietly(&temporary);
-                return Err(e);
-            }
-        };
-        Ok(PartFile {
-            dir: dir.to_string(),
-            name,
-            temporary,
-            writer,
-            rows: 0,
-        })
-    }
-
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.writer.write(batch)?;
-        self.rows += batch.num_rows() as u64;
-        Ok(())
-    }
-
-    /// Writes the footer, fsyncs, and renames to the final name.
-    fn finish(self, root: &Path) -> Result<(ManifestFile, PathBuf)> {
-        let file = self.writer.finish()?;
-        file.sync_all()
-            .map_err(|e| Error::io("cannot write", &self.temporary, e))?;
-        let bytes = file
-            .metadata()
-            .map_err(|e| Error::io("cannot inspect", &self.temporary, e))?
-            .len();
-        drop(file);
-        let (relative, path) = if self.dir.is_empty() {
-            (self.name.clone(), root.join(&self.name))
-        } else {
-            (
-                format!("{}/{}", self.dir, self.name),
-                root.join(&self.dir).join(&self.name),
-            )
-        };
-        fs::rename(&self.temporary, &path)
-            .map_err(|e| Error::io("cannot rename into", &path, e))?;
-        Ok((
-            ManifestFile {
-                path: relative,
-                rows: self.rows,
-                bytes,
-            },
-            path,
-        ))
-    }
-
-    /// Abandons the file and deletes it.
-    fn discard(self) {
-        let temporary = self.temporary;
-        drop(self.writer);
-        remove_quietly(&temporary);
     }
 }
 
