@@ -236,10 +236,15 @@ impl KafkaSource {
             config.set("group.id", format!("{prefix}-{}", uuid::Uuid::new_v4()));
         }
         // Low-latency fetching unless the user chose otherwise: the broker answers a fetch at
-        // once when data arrives, and these bound the wait after an empty fetch.
+        // once when data arrives, and these bound the wait after an empty fetch. librdkafka
+        // postpones a partition's next fetch by `fetch.queue.backoff.ms` (1 s by default)
+        // whenever its prefetch queue is over the threshold, which it is at the end of every
+        // batch (the query stops polling there): a query then waited up to a second per batch
+        // for data (1 M messages read in 4.0 s instead of 1.1 s).
         for (name, value) in [
             ("fetch.wait.max.ms", "100"),
             ("fetch.error.backoff.ms", "10"),
+            ("fetch.queue.backoff.ms", "10"),
         ] {
             if options.get(&format!("kafka.{name}")).is_none() {
                 config.set(name, value);
