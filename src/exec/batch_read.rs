@@ -29,10 +29,6 @@ pub struct BatchRead {
     pub stats: BatchStats,
     /// Time spent scanning and consuming (the rest of the call is reading or waiting).
     pub processing: Duration,
-    /// Chunks scanned here.
-    pub scanned_chunks: u64,
-    /// Chunks another query of the group scanned.
-    pub shared_chunks: u64,
 }
 
 /// One batch being read.
@@ -49,7 +45,7 @@ impl Reader<'_> {
         let started = Instant::now();
         let scanned = block_on(self.pipeline.scan(vec![batch]))??;
         self.read.processing += started.elapsed();
-        self.read.scanned_chunks += 1;
+        self.read.stats.chunks.0 += 1;
         Ok(Arc::new(scanned))
     }
 
@@ -174,7 +170,7 @@ fn read_chunks(
         let scanned = match shared {
             Some(scanned) => {
                 reader.pipeline.metrics().add_malformed(scanned.malformed);
-                reader.read.shared_chunks += 1;
+                reader.read.stats.chunks.1 += 1;
                 scanned
             }
             None => {
@@ -185,10 +181,7 @@ fn read_chunks(
                     Ok(())
                 })?;
                 let batch = batch.ok_or_else(|| {
-                    Error::State(format!(
-                        "the source did not deliver chunk {:?}",
-                        chunks[index]
-                    ))
+                    Error::State(format!("the source did not deliver chunk {chunk:?}"))
                 })?;
                 reader.scan(batch)?
             }

@@ -75,7 +75,7 @@ pub struct BatchStats {
     pub state: UpdateStats,
     /// Malformed records `from_json` met (set by the query loop).
     pub malformed_rows: u64,
-    /// Chunks scanned by this query and taken from its group (set by the query loop).
+    /// Chunks scanned by this query and taken from its group (set by `batch_read`).
     pub chunks: (u64, u64),
 }
 

@@ -510,8 +510,6 @@ impl Runner {
             stateless,
             mut stats,
             processing,
-            scanned_chunks,
-            shared_chunks,
         } = read_batch(
             self.spec.source.as_mut(),
             &mut self.spec.pipeline,
@@ -543,7 +541,6 @@ impl Runner {
             .add_batch(batch_id, &schema, &output, self.spec.mode)?;
         let written = output.iter().map(|b| b.num_rows() as u64).sum();
         stats.malformed_rows = self.spec.pipeline.metrics().malformed_rows() - malformed_before;
-        stats.chunks = (scanned_chunks, shared_chunks);
         Ok((
             rows,
             written,

@@ -154,6 +154,14 @@ impl ScanCache {
                 },
             );
             inner.published.push_back(key);
+            // Taken chunks leave their keys behind here; drop them before they outnumber
+            // the chunks held (a long-running session publishes a chunk per batch).
+            if inner.published.len() > 2 * inner.slots.len() + 16 {
+                let Inner {
+                    slots, published, ..
+                } = &mut *inner;
+                published.retain(|k| matches!(slots.get(k), Some(Slot::Ready { .. })));
+            }
             while inner.bytes > MEMORY_CAP {
                 let Some(oldest) = inner.published.pop_front() else {
                     break;
@@ -315,6 +323,31 @@ mod tests {
         drop(b);
         assert_eq!(cache.lock().bytes, 0);
         assert!(cache.lock().slots.is_empty());
+    }
+
+    #[test]
+    fn taken_chunks_leave_nothing_behind() {
+        let cache = Arc::new(ScanCache::default());
+        let (a, b) = (cache.join("g"), cache.join("g"));
+        let cancel = Cancel::default();
+        for i in 0..1_000 {
+            let Claim::Compute(Some(key)) = cache.claim(a.group(), &chunk(i * 10)) else {
+                panic!("computes");
+            };
+            let Claim::Take(wanted) = cache.claim(b.group(), &chunk(i * 10)) else {
+                panic!("takes");
+            };
+            cache.publish(key, scanned(1));
+            assert!(cache.take(&wanted, &cancel).is_some());
+        }
+        let inner = cache.lock();
+        assert!(inner.slots.is_empty());
+        assert_eq!(inner.bytes, 0);
+        assert!(
+            inner.published.len() <= 17,
+            "{} keys kept",
+            inner.published.len()
+        );
     }
 
     #[test]

@@ -529,28 +529,15 @@ impl Source for KafkaSource {
         end: &SourceOffset,
         cancel: &Cancel,
     ) -> Result<Vec<RecordBatch>> {
+        let chunks = self.chunks_of(start, end)?;
         let mut batches = Vec::new();
-        self.read_batch(start, end, cancel, &mut |chunk| {
-            batches.extend(chunk);
+        self.read_chunk_list(&chunks, cancel, &mut |_, batch| {
+            if batch.num_rows() > 0 {
+                batches.push(batch);
+            }
             Ok(())
         })?;
         Ok(batches)
-    }
-
-    fn read_batch(
-        &mut self,
-        start: &SourceOffset,
-        end: &SourceOffset,
-        cancel: &Cancel,
-        each: &mut dyn FnMut(Vec<RecordBatch>) -> Result<()>,
-    ) -> Result<()> {
-        let chunks = self.chunks_of(start, end)?;
-        self.read_chunk_list(&chunks, cancel, &mut |_, batch| {
-            if batch.num_rows() > 0 {
-                each(vec![batch])?;
-            }
-            Ok(())
-        })
     }
 
     fn share_key(&self) -> Option<String> {
