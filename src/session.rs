@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::checkpoint::{Checkpoint, Metadata};
 use crate::error::{Error, Result};
+use crate::exec::bad_records::BadRecordsPath;
 use crate::exec::runtime::block_on;
 use crate::exec::shared_scan::ScanCache;
 use crate::exec::{Pipeline, QuerySpec, StreamingQuery, TriggerSpec};
@@ -454,6 +455,8 @@ impl Session {
         let mode = OutputMode::parse(&writer.output_mode)?;
         let trigger = writer.trigger.resolve()?;
         let metrics = Arc::new(ExprMetrics::default());
+        // A streaming query's scans take them per chunk, to locate and keep them.
+        metrics.bad_records.keep();
         let mut source = self.open_source(&plan.leaf, &metrics)?;
         let pipeline = Pipeline::new(
             &self.ctx,
@@ -515,6 +518,13 @@ impl Session {
             ),
             _ => None,
         };
+        let bad_records = match &plan.leaf {
+            Leaf::Source { options, .. } => options
+                .get("badRecordsPath")
+                .map(|root| BadRecordsPath::new(root, &id))
+                .transpose()?,
+            _ => None,
+        };
         let query = StreamingQuery::start(QuerySpec {
             id,
             name,
@@ -527,6 +537,7 @@ impl Session {
             clock: Arc::clone(&self.clock),
             checkpoint,
             scan_group,
+            bad_records,
         })?;
         let mut queries = self.queries.lock().map_err(poisoned)?;
         queries.retain(|q| q.is_active());

@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 
+use super::bad_records::{fail_fast_error, locate_in_kafka};
 use super::pipeline::{BatchStats, Pipeline, Scanned};
 use super::runtime::block_on;
 use super::shared_scan::{Claim, Member, ScanCache};
 use crate::error::{Error, Result};
+use crate::expr::bad_record::BadRecord;
 use crate::source::{Cancel, ChunkRange, Source, SourceOffset};
 use crate::state::accumulator::arrival;
 
@@ -29,6 +31,8 @@ pub struct BatchRead {
     pub stats: BatchStats,
     /// Time spent scanning and consuming (the rest of the call is reading or waiting).
     pub processing: Duration,
+    /// The records `from_json` could not parse, located where the source allows.
+    pub bad_records: Vec<BadRecord>,
 }
 
 /// One batch being read.
@@ -37,13 +41,22 @@ struct Reader<'a> {
     batch_id: u64,
     late_watermark: Option<i64>,
     stateless: BTreeMap<usize, Vec<RecordBatch>>,
+    bad_records: BTreeMap<usize, Vec<BadRecord>>,
     read: BatchRead,
 }
 
 impl Reader<'_> {
     fn scan(&mut self, batch: RecordBatch) -> Result<Arc<Scanned>> {
         let started = Instant::now();
-        let scanned = block_on(self.pipeline.scan(vec![batch]))??;
+        let mut scanned = match block_on(self.pipeline.scan(vec![batch.clone()]))? {
+            Ok(scanned) => scanned,
+            Err(error) => {
+                let mut records = self.pipeline.metrics().bad_records.take();
+                locate_in_kafka(&mut records, &batch);
+                return Err(fail_fast_error(&records).unwrap_or(error));
+            }
+        };
+        locate_in_kafka(&mut scanned.bad_records, &batch);
         self.read.processing += started.elapsed();
         self.read.stats.chunks.0 += 1;
         Ok(Arc::new(scanned))
@@ -60,6 +73,9 @@ impl Reader<'_> {
             self.late_watermark,
         ))??;
         self.read.rows += scanned.rows;
+        if !scanned.bad_records.is_empty() {
+            self.bad_records.insert(index, scanned.bad_records.clone());
+        }
         if !out.is_empty() {
             self.stateless.entry(index).or_default().extend(out);
         }
@@ -70,6 +86,7 @@ impl Reader<'_> {
 
     fn finish(mut self) -> BatchRead {
         self.read.stateless = self.stateless.into_values().flatten().collect();
+        self.read.bad_records = self.bad_records.into_values().flatten().collect();
         self.read
     }
 }
@@ -109,6 +126,7 @@ pub fn read_batch(
         batch_id,
         late_watermark,
         stateless: BTreeMap::new(),
+        bad_records: BTreeMap::new(),
         read: BatchRead::default(),
     };
     match source.plan_chunks(start, end)? {

@@ -1,5 +1,6 @@
 //! The micro-batch engine: compiled plans, the loop that runs them, triggers and progress.
 
+pub mod bad_records;
 pub mod batch_read;
 pub mod pipeline;
 pub mod progress;

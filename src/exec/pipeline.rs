@@ -14,6 +14,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 
 use super::stateless::{apply_ops, frame};
 use crate::error::Result;
+use crate::expr::bad_record::BadRecord;
 use crate::expr::{ExprMetrics, ExprNode, Lowering};
 use crate::plan::{Op, OutputMode};
 use crate::state::accumulator::{arrival, AggKind};
@@ -336,6 +337,7 @@ impl Pipeline {
             event_times,
             rows,
             malformed: self.metrics.malformed_rows() - malformed_before,
+            bad_records: self.metrics.bad_records.take(),
         })
     }
 
@@ -448,6 +450,8 @@ pub struct Scanned {
     pub rows: u64,
     /// Malformed records `from_json` met while scanning.
     pub malformed: u64,
+    /// The malformed records themselves, when the query keeps them (located by the reader).
+    pub bad_records: Vec<BadRecord>,
 }
 
 impl Scanned {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::bad_records::BadRecordsPath;
 use super::batch_read::{read_batch, BatchRead};
 use super::pipeline::{BatchStats, Pipeline};
 use super::progress::{progress_json, BatchReport, Durations};
@@ -102,6 +103,8 @@ pub struct QuerySpec {
     pub checkpoint: Option<Checkpoint>,
     /// The group of the session's queries this one shares scanned chunks with.
     pub scan_group: Option<Member>,
+    /// Where the records `from_json` could not parse are kept (`badRecordsPath`).
+    pub bad_records: Option<BadRecordsPath>,
 }
 
 /// The handle of a running query.
@@ -510,6 +513,7 @@ impl Runner {
             stateless,
             mut stats,
             processing,
+            mut bad_records,
         } = read_batch(
             self.spec.source.as_mut(),
             &mut self.spec.pipeline,
@@ -521,6 +525,11 @@ impl Runner {
             late_watermark,
         )?;
         let read_ms = read.elapsed().saturating_sub(processing);
+        // Records parsed after the scan (a from_json behind state) are not located.
+        bad_records.extend(self.spec.pipeline.metrics().bad_records.take());
+        if let Some(path) = &self.spec.bad_records {
+            path.write(batch_id, &bad_records)?;
+        }
         let add = Instant::now();
         for (index, event_times) in stats.event_times.iter().enumerate() {
             if let Some(max) = event_times.max {

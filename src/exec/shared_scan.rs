@@ -248,6 +248,7 @@ mod tests {
             event_times: vec![],
             rows: rows as u64,
             malformed: 0,
+            bad_records: Vec::new(),
         })
     }
 

@@ -34,6 +34,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
+use super::bad_record::{BadRecord, Location};
 use super::ExprMetrics;
 use crate::error::Result;
 use crate::illegal;
@@ -131,6 +132,7 @@ impl JsonParser {
         let records = byte_records(column)?;
         let mut salvage = Salvage {
             parser: self,
+            metrics,
             pieces: Vec::new(),
             malformed: 0,
         };
@@ -230,6 +232,7 @@ struct Failure {
 /// The slow path's output: decoded runs and all-null rows, in order.
 struct Salvage<'a> {
     parser: &'a JsonParser,
+    metrics: &'a ExprMetrics,
     pieces: Vec<ArrayRef>,
     malformed: u64,
 }
@@ -274,8 +277,16 @@ impl Salvage<'_> {
         record: Option<&[u8]>,
         error: ArrowError,
     ) -> DfResult<()> {
+        let bytes = record.unwrap_or_default();
+        self.metrics.bad_records.push(BadRecord {
+            record: bytes.to_vec(),
+            reason: error.to_string(),
+            row: index,
+            location: Location::Unknown,
+            fatal: self.parser.fail_fast,
+        });
         if self.parser.fail_fast {
-            let record = String::from_utf8_lossy(record.unwrap_or_default());
+            let record = String::from_utf8_lossy(bytes);
             let record: String = record.chars().take(200).collect();
             return exec_err!(
                 "from_json(mode=FAILFAST): malformed record at row {index}: '{record}': {error}"

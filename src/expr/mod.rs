@@ -4,6 +4,7 @@
 //! Spark's semantics where the engines differ, and two UDFs (`from_json`, `to_json`) cover
 //! the Spark functions DataFusion lacks.
 
+pub mod bad_record;
 pub mod from_json;
 pub mod lower;
 pub mod time_format;
@@ -20,6 +21,8 @@ pub use tree::ExprNode;
 #[derive(Debug, Default)]
 pub struct ExprMetrics {
     malformed_rows: AtomicU64,
+    /// The malformed records themselves, when a streaming query keeps them.
+    pub bad_records: bad_record::BadRecords,
 }
 
 impl ExprMetrics {

@@ -24,6 +24,8 @@ use super::options::Options;
 use super::{Cancel, ReadLimit, Source, SourceOffset};
 use crate::checkpoint::{read_json, write_json};
 use crate::error::{Error, Result};
+use crate::exec::bad_records::fail_fast_error;
+use crate::expr::bad_record::Location;
 use crate::expr::from_json::JsonParser;
 use crate::expr::types::arrow_schema;
 use crate::expr::ExprMetrics;
@@ -164,14 +166,30 @@ impl FileSource {
                     .lines()
                     .collect::<std::io::Result<_>>()
                     .map_err(|e| Error::io("cannot read", path, e))?;
-                let text: StringArray = lines
-                    .iter()
-                    .filter(|l| !l.trim().is_empty())
-                    .map(|l| Some(l.as_str()))
+                let numbers: Vec<usize> = (0..lines.len())
+                    .filter(|&i| !lines[i].trim().is_empty())
                     .collect();
+                let text: StringArray = numbers.iter().map(|&i| Some(&lines[i])).collect();
                 let parsed = JsonParser::new(self.schema.fields(), self.fail_fast)?
-                    .parse(&text, &self.metrics)
-                    .map_err(|e| Error::Source(format!("{}: {e}", path.display())))?;
+                    .parse(&text, &self.metrics);
+                // The parser knows rows; name the file's lines instead.
+                let mut records = self.metrics.bad_records.take();
+                for record in &mut records {
+                    record.location = Location::File {
+                        path: path.display().to_string(),
+                        line: numbers.get(record.row).map_or(0, |i| i + 1),
+                    };
+                }
+                let parsed = match parsed {
+                    Ok(parsed) => parsed,
+                    Err(e) => {
+                        return Err(fail_fast_error(&records)
+                            .unwrap_or_else(|| Error::Source(format!("{}: {e}", path.display()))))
+                    }
+                };
+                for record in records {
+                    self.metrics.bad_records.push(record);
+                }
                 let parsed = parsed.as_struct();
                 Ok(vec![RecordBatch::try_new(
                     self.schema.clone(),
