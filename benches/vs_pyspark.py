@@ -303,6 +303,7 @@ def child_latency(args: argparse.Namespace) -> None:
                     "end": batch_end(progress, args.engine),
                     "rows": progress["numInputRows"],
                     "offsets": end_offsets(progress),
+                    "durations": progress.get("durationMs", {}),
                 }
                 print(BATCH_PREFIX + json.dumps(batch), flush=True)
         if stop.is_set() or not query.isActive:
@@ -706,6 +707,8 @@ def latency_run(bench: Bench, engine: str, rate: int) -> LatencyResult:
         reader.join(timeout=10)
     if child.returncode != 0:
         raise SystemExit(f"{engine} latency run failed (log: {log})")
+    # Each batch's end, offsets and durations, to see where a slow batch spent its time.
+    (bench.work / f"latency-{engine}-{rate}-batches.json").write_text(json.dumps(batches))
     times_file = bench.work / f"times-{topic}.bin"
     bench.kafka("times", "--topic", topic, "--out", str(times_file))
     times = read_times(times_file)

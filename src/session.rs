@@ -704,6 +704,10 @@ impl Sink for NoopSink {
         Ok(())
     }
 
+    fn is_durable(&self) -> bool {
+        false
+    }
+
     fn description(&self) -> String {
         "NoopSink".into()
     }

@@ -6,10 +6,12 @@
 //! Recovery trusts only what a commit names: the state of the last committed batch, and, if
 //! an offsets file is newer than the last commit, that batch is rerun with the same offsets
 //! (and the same batch id, so sinks can ignore what they already hold). Every file is
-//! written to a temporary name and renamed, so a crash never leaves half a file; a file that
-//! is corrupt anyway stops the query with its path, never a silent fresh start.
+//! written to a temporary name and renamed, in order, on the checkpoint's own thread
+//! (`writer`), so a crash never leaves half a file nor a later file without an earlier one;
+//! a file that is corrupt anyway stops the query with its path, never a silent fresh start.
 
 mod recovery;
+mod writer;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,7 @@ use crate::source::SourceOffset;
 use crate::window::{WatermarkState, WatermarkTracker};
 
 pub use recovery::{plan_recovery, Recovery};
+use writer::{Job, Writer};
 
 /// Batches kept in the logs (Spark's `spark.sql.streaming.minBatchesToRetain`).
 pub const MIN_BATCHES_TO_RETAIN: u64 = 100;
@@ -76,6 +79,7 @@ pub struct Resume {
 pub struct Checkpoint {
     dir: PathBuf,
     metadata: Metadata,
+    writer: Writer,
 }
 
 impl Checkpoint {
@@ -126,6 +130,7 @@ impl Checkpoint {
         Ok(Checkpoint {
             dir: dir.to_path_buf(),
             metadata,
+            writer: Writer::start()?,
         })
     }
 
@@ -183,7 +188,7 @@ impl Checkpoint {
         }))
     }
 
-    /// Writes `offsets/N` before batch N runs.
+    /// Hands the writer `offsets/N` before batch N runs.
     pub fn write_offsets(
         &mut self,
         batch_id: u64,
@@ -195,11 +200,22 @@ impl Checkpoint {
             start: start.clone(),
             end: end.clone(),
         };
-        write_json(&self.dir.join("offsets").join(batch_id.to_string()), &entry)
+        self.write(self.dir.join("offsets").join(batch_id.to_string()), &entry)
     }
 
-    /// Writes the state snapshot, then `commits/N`, after the sink committed batch N; then
-    /// forgets batches older than the retention.
+    /// Waits until every file handed to the writer is on disk (see `writer`).
+    pub fn flush(&self) -> Result<()> {
+        self.writer.flush()
+    }
+
+    /// Hands `value`, as JSON, to the writer.
+    fn write<T: Serialize>(&self, path: PathBuf, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| Error::Checkpoint(e.to_string()))?;
+        self.writer.submit(Job::Write(path, bytes))
+    }
+
+    /// Hands the writer the state snapshot, then `commits/N`, after the sink committed batch
+    /// N; then forgets batches older than the retention.
     pub fn commit(
         &mut self,
         batch_id: u64,
@@ -210,12 +226,12 @@ impl Checkpoint {
             watermark: tracker.snapshot(),
             aggregate: pipeline.snapshot_state()?,
         };
-        write_json(
-            &self.dir.join("state").join(format!("{batch_id}.json")),
+        self.write(
+            self.dir.join("state").join(format!("{batch_id}.json")),
             &snapshot,
         )?;
-        write_json(
-            &self.dir.join("commits").join(batch_id.to_string()),
+        self.write(
+            self.dir.join("commits").join(batch_id.to_string()),
             &serde_json::json!({"batchId": batch_id, "watermark": tracker.current()}),
         )?;
         if batch_id >= MIN_BATCHES_TO_RETAIN {
@@ -225,16 +241,19 @@ impl Checkpoint {
     }
 
     fn forget_before(&self, oldest_kept: u64) -> Result<()> {
+        let mut old = Vec::new();
         for (sub, suffix) in [("offsets", ""), ("commits", ""), ("state", ".json")] {
             let folder = self.dir.join(sub);
             for id in list_ids(&folder)? {
                 if id < oldest_kept {
-                    let path = folder.join(format!("{id}{suffix}"));
-                    fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
+                    old.push(folder.join(format!("{id}{suffix}")));
                 }
             }
         }
-        Ok(())
+        if old.is_empty() {
+            return Ok(());
+        }
+        self.writer.submit(Job::Remove(old))
     }
 }
 

@@ -318,6 +318,11 @@ struct Runner {
 impl Runner {
     fn run(mut self) {
         let result = self.run_loop();
+        // The checkpoint is on disk before anyone sees the query end.
+        let result = match (result, self.flush_checkpoint()) {
+            (Ok(()) | Err(Error::Stopped), Err(error)) => Err(error),
+            (result, _) => result,
+        };
         let _ = self.spec.sink.stop();
         let mut state = self.shared.lock();
         state.active = false;
@@ -382,6 +387,10 @@ impl Runner {
                 _ => false,
             };
             if !has_data {
+                if request > self.shared.lock().idle_ack {
+                    // processAllAvailable returns with the checkpoint on disk.
+                    self.flush_checkpoint()?;
+                }
                 let mut state = self.shared.lock();
                 state.idle_ack = state.idle_ack.max(request);
                 state.message = "Waiting for data to arrive".into();
@@ -397,6 +406,14 @@ impl Runner {
                 self.wait_until(Instant::now() + POLLING_DELAY);
             }
         }
+    }
+
+    /// Waits until the checkpoint files handed to its writer are on disk.
+    fn flush_checkpoint(&self) -> Result<()> {
+        self.spec
+            .checkpoint
+            .as_ref()
+            .map_or(Ok(()), Checkpoint::flush)
     }
 
     /// The source's latest offset. While the source is unreachable (a broker restarting) the
@@ -544,6 +561,9 @@ impl Runner {
                 .pipeline
                 .emit(stateless, self.spec.mode, watermark),
         )??;
+        if self.spec.sink.is_durable() {
+            self.flush_checkpoint()?;
+        }
         let schema = self.spec.pipeline.output_schema();
         self.spec
             .sink

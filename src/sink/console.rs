@@ -60,6 +60,10 @@ impl Sink for ConsoleSink {
             .map_err(|e| Error::Sink(format!("console sink: cannot write to stdout: {e}")))
     }
 
+    fn is_durable(&self) -> bool {
+        false
+    }
+
     fn description(&self) -> String {
         "org.apache.spark.sql.execution.streaming.ConsoleTable$".into()
     }

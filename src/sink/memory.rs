@@ -93,6 +93,10 @@ impl Sink for MemorySink {
         self.table.write(batch_id, batches, mode)
     }
 
+    fn is_durable(&self) -> bool {
+        false
+    }
+
     fn description(&self) -> String {
         format!("MemorySink[{}]", self.name)
     }

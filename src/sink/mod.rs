@@ -28,6 +28,13 @@ pub trait Sink: Send {
     /// A description for progress reports.
     fn description(&self) -> String;
 
+    /// Whether what it writes outlives the process (files, Kafka, a user's function). The
+    /// query makes a batch's `offsets/N` durable before such a sink sees the batch; a memory
+    /// table or the console does not wait for it.
+    fn is_durable(&self) -> bool {
+        true
+    }
+
     /// Called when the query stops.
     fn stop(&mut self) -> Result<()> {
         Ok(())
