@@ -1,6 +1,7 @@
 //! The micro-batch engine: compiled plans, the loop that runs them, triggers and progress.
 
 pub mod batch_read;
+pub mod memory;
 pub mod pipeline;
 pub mod progress;
 pub mod query;
