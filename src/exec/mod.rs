@@ -2,6 +2,7 @@
 
 pub mod bad_records;
 pub mod batch_read;
+pub mod memory;
 pub mod pipeline;
 pub mod progress;
 pub mod query;

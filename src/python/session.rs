@@ -60,6 +60,14 @@ impl PySession {
         PyTable::try_new(batches, schema)
     }
 
+    /// The number of rows of a batch plan, counted without handing the rows to Python.
+    fn count(&self, py: Python<'_>, plan_json: &str) -> PyResult<u64> {
+        let plan = plan(plan_json)?;
+        let inner = Arc::clone(&self.inner);
+        let (_, batches) = py.detach(move || inner.collect(&plan)).py_err()?;
+        Ok(batches.iter().map(|batch| batch.num_rows() as u64).sum())
+    }
+
     /// Spark's `show()` text of a batch plan.
     fn show_string(
         &self,

@@ -247,8 +247,8 @@ class DataFrame:
         return [Row(**dict(zip(names, values))) for values in zip(*columns)]
 
     def count(self) -> int:
-        """The number of rows."""
-        return int(self._collect_arrow().num_rows)
+        """The number of rows (counted in the engine: pyarrow is not needed, or loaded)."""
+        return self._session._inner.count(self._json())
 
     def first(self) -> Optional[Row]:
         """The first row, or None."""
