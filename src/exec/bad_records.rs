@@ -134,22 +134,7 @@ pub fn locate_in_kafka(records: &mut [BadRecord], read: &RecordBatch) {
 /// The error of a FAILFAST parse: the record that stopped it among `records`, located.
 pub fn fail_fast_error(records: &[BadRecord]) -> Option<Error> {
     let record = records.iter().find(|r| r.fatal)?;
-    let text = String::from_utf8_lossy(&record.record);
-    let text: String = text.chars().take(200).collect();
-    let at = match &record.location {
-        Location::Kafka {
-            topic,
-            partition,
-            offset,
-            ..
-        } => format!("offset {offset} of {topic}-{partition}"),
-        Location::File { path, line } => format!("line {line} of {path}"),
-        Location::Unknown => format!("row {}", record.row),
-    };
-    Some(Error::Source(format!(
-        "from_json(mode=FAILFAST): malformed record at {at}: '{text}': {}",
-        record.reason
-    )))
+    Some(Error::Source(record.fail_fast_message()))
 }
 
 #[cfg(test)]

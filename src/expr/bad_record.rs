@@ -44,6 +44,28 @@ pub struct BadRecord {
     pub fatal: bool,
 }
 
+impl BadRecord {
+    /// The FAILFAST error text: the record (its first 200 characters) and where it is.
+    pub fn fail_fast_message(&self) -> String {
+        let text = String::from_utf8_lossy(&self.record);
+        let text: String = text.chars().take(200).collect();
+        let at = match &self.location {
+            Location::Kafka {
+                topic,
+                partition,
+                offset,
+                ..
+            } => format!("offset {offset} of {topic}-{partition}"),
+            Location::File { path, line } => format!("line {line} of {path}"),
+            Location::Unknown => format!("row {}", self.row),
+        };
+        format!(
+            "from_json(mode=FAILFAST): malformed record at {at}: '{text}': {}",
+            self.reason
+        )
+    }
+}
+
 /// Bad records met since the reader last took them; off unless a streaming query turns it
 /// on (batch reads keep nothing, and nobody would take them).
 #[derive(Debug, Default)]

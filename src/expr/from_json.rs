@@ -277,20 +277,17 @@ impl Salvage<'_> {
         record: Option<&[u8]>,
         error: ArrowError,
     ) -> DfResult<()> {
-        let bytes = record.unwrap_or_default();
-        self.metrics.bad_records.push(BadRecord {
-            record: bytes.to_vec(),
+        let bad = BadRecord {
+            record: record.unwrap_or_default().to_vec(),
             reason: error.to_string(),
             row: index,
             location: Location::Unknown,
             fatal: self.parser.fail_fast,
-        });
-        if self.parser.fail_fast {
-            let record = String::from_utf8_lossy(bytes);
-            let record: String = record.chars().take(200).collect();
-            return exec_err!(
-                "from_json(mode=FAILFAST): malformed record at row {index}: '{record}': {error}"
-            );
+        };
+        let failure = self.parser.fail_fast.then(|| bad.fail_fast_message());
+        self.metrics.bad_records.push(bad);
+        if let Some(failure) = failure {
+            return exec_err!("{failure}");
         }
         self.malformed += 1;
         let fields = self.parser.fields();
