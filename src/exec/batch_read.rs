@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use arrow::array::RecordBatch;
 
 use super::bad_records::{fail_fast_error, locate_in_kafka};
-use super::pipeline::{BatchStats, Pipeline, Scanned};
+use super::pipeline::{BatchStats, Pipeline};
 use super::runtime::block_on;
+use super::scan::Scanned;
 use super::shared_scan::{Claim, Member, ScanCache};
 use crate::error::{Error, Result};
 use crate::expr::bad_record::BadRecord;

@@ -7,6 +7,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod query;
 pub mod runtime;
+pub mod scan;
 pub mod shared_scan;
 pub mod stateless;
 pub mod trigger;

@@ -5,16 +5,15 @@
 
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Int64Type, SchemaRef};
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::ExprSchemable;
 use datafusion::prelude::{DataFrame, SessionContext};
 
+use super::scan::{EventTimeStats, ScanPlan, Scanned};
 use super::stateless::{apply_ops, frame};
 use crate::error::Result;
-use crate::expr::bad_record::BadRecord;
 use crate::expr::{ExprMetrics, ExprNode, Lowering};
 use crate::plan::{Op, OutputMode};
 use crate::state::accumulator::{arrival, AggKind};
@@ -32,7 +31,7 @@ pub struct WatermarkDef {
     pub delay: i64,
 }
 
-enum Segment {
+pub(super) enum Segment {
     Ops(Vec<Op>),
     Observe(usize),
     /// `dropDuplicates` on a stream: the pipeline's `dedup` operator filters here.
@@ -53,7 +52,9 @@ struct Stateful {
 pub struct Pipeline {
     ctx: SessionContext,
     metrics: Arc<ExprMetrics>,
-    input_schema: SchemaRef,
+    /// The plan up to the first state (or `dropDuplicates`): what `scan` runs.
+    scan: Arc<ScanPlan>,
+    /// The segments after `scan`'s.
     segments: Vec<Segment>,
     stateful: Option<Stateful>,
     /// A streaming `dropDuplicates` (a plan has it or an aggregation, never both).
@@ -62,8 +63,6 @@ pub struct Pipeline {
     watermarks: Vec<WatermarkDef>,
     windowed_on_watermark: bool,
     output_schema: SchemaRef,
-    /// How many of `segments` `scan` runs: those before `dropDuplicates`.
-    scan_len: usize,
     scan_signature: String,
 }
 
@@ -195,18 +194,24 @@ impl Pipeline {
             }
             None => arrow_schema(&schema_df),
         };
+        let rest = segments.split_off(scan_len);
+        let scan = Arc::new(ScanPlan {
+            ctx: ctx.clone(),
+            input_schema,
+            segments,
+            watermarks: watermarks.clone(),
+        });
         Ok(Pipeline {
             ctx: ctx.clone(),
             metrics,
-            input_schema,
-            segments,
+            scan,
+            segments: rest,
             stateful,
             dedup,
             post,
             watermarks,
             windowed_on_watermark,
             output_schema,
-            scan_len,
             scan_signature,
         })
     }
@@ -314,31 +319,7 @@ impl Pipeline {
     /// The stateless part of the plan before any state (up to `dropDuplicates` or the
     /// aggregation): parsing, projections, filters and event-time statistics.
     pub async fn scan(&self, input: Vec<RecordBatch>) -> Result<Scanned> {
-        let malformed_before = self.metrics.malformed_rows();
-        let rows = input.iter().map(|b| b.num_rows() as u64).sum();
-        let mut event_times = vec![EventTimeStats::default(); self.watermarks.len()];
-        let df = frame(&self.ctx, Arc::clone(&self.input_schema), input)?;
-        let df = run_segments(
-            &self.ctx,
-            &self.metrics,
-            df,
-            &self.segments[..self.scan_len],
-            &mut event_times,
-            &mut None,
-            None,
-            &mut UpdateStats::default(),
-            &self.watermarks,
-        )
-        .await?;
-        let schema = arrow_schema(&df);
-        Ok(Scanned {
-            batches: df.collect().await?,
-            schema,
-            event_times,
-            rows,
-            malformed: self.metrics.malformed_rows() - malformed_before,
-            bad_records: self.metrics.bad_records.take(),
-        })
+        self.scan.scan(input, &self.metrics).await
     }
 
     /// The rest of the plan for a scanned chunk whose first row arrived at `first_arrival`
@@ -365,7 +346,7 @@ impl Pipeline {
             &self.ctx,
             &self.metrics,
             df,
-            &self.segments[self.scan_len..],
+            &self.segments,
             &mut stats.event_times,
             &mut self.dedup,
             late_watermark,
@@ -437,37 +418,10 @@ impl Pipeline {
     }
 }
 
-/// A chunk after `scan`: the rows, their schema, and what scanning them observed.
-#[derive(Debug, Clone)]
-pub struct Scanned {
-    /// The rows after the plan's stateless prefix.
-    pub batches: Vec<RecordBatch>,
-    /// Their schema.
-    pub schema: SchemaRef,
-    /// Event-time statistics per watermark.
-    pub event_times: Vec<EventTimeStats>,
-    /// Rows read from the source.
-    pub rows: u64,
-    /// Malformed records `from_json` met while scanning.
-    pub malformed: u64,
-    /// The malformed records themselves, when the query keeps them (located by the reader).
-    pub bad_records: Vec<BadRecord>,
-}
-
-impl Scanned {
-    /// Bytes of Arrow data held.
-    pub fn memory_size(&self) -> usize {
-        self.batches
-            .iter()
-            .map(RecordBatch::get_array_memory_size)
-            .sum()
-    }
-}
-
 /// Runs `segments` over `df`: stateless operations by DataFusion, event-time observation,
 /// and the `dedup` operator.
 #[allow(clippy::too_many_arguments)]
-async fn run_segments(
+pub(super) async fn run_segments(
     ctx: &SessionContext,
     metrics: &Arc<ExprMetrics>,
     mut df: DataFrame,
@@ -511,62 +465,8 @@ async fn run_segments(
     Ok(df)
 }
 
-fn arrow_schema(df: &DataFrame) -> SchemaRef {
+pub(super) fn arrow_schema(df: &DataFrame) -> SchemaRef {
     Arc::new(df.schema().as_arrow().clone())
-}
-
-/// Minimum, maximum and mean event time of a batch on one watermarked column.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct EventTimeStats {
-    /// The earliest event time.
-    pub min: Option<i64>,
-    /// The latest event time.
-    pub max: Option<i64>,
-    /// The sum, for the mean.
-    pub sum: i128,
-    /// Non-null values.
-    pub count: u64,
-}
-
-impl EventTimeStats {
-    fn add(&mut self, batches: &[RecordBatch], schema: &SchemaRef, column: &str) -> Result<()> {
-        let index = schema
-            .index_of(column)
-            .map_err(|_| analysis!("the watermark column `{column}` is missing"))?;
-        for batch in batches {
-            let micros = cast(
-                &cast(batch.column(index), &crate::expr::types::timestamp_type())?,
-                &DataType::Int64,
-            )?;
-            let micros = micros.as_primitive::<Int64Type>();
-            for value in micros.iter().flatten() {
-                self.min = Some(self.min.map_or(value, |m| m.min(value)));
-                self.max = Some(self.max.map_or(value, |m| m.max(value)));
-                self.sum += i128::from(value);
-                self.count += 1;
-            }
-        }
-        Ok(())
-    }
-
-    /// Adds another chunk's statistics.
-    pub fn merge(&mut self, other: &EventTimeStats) {
-        self.min = match (self.min, other.min) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        self.max = match (self.max, other.max) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        self.sum += other.sum;
-        self.count += other.count;
-    }
-
-    /// The mean event time.
-    pub fn avg(&self) -> Option<i64> {
-        (self.count > 0).then(|| (self.sum / i128::from(self.count)) as i64)
-    }
 }
 
 /// Whether an operation calls from_json (see `Segment::Materialize`).

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::pipeline::EventTimeStats;
+use super::scan::EventTimeStats;
 
 /// Milliseconds spent in each phase of a batch, under Spark's names.
 #[derive(Debug, Default, Clone, Copy)]

@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::pipeline::Scanned;
+use super::scan::Scanned;
 use crate::source::{Cancel, ChunkRange};
 
 /// Bytes of published chunks a session keeps at most.

@@ -80,6 +80,11 @@ impl BadRecords {
         self.on.store(true, Ordering::Relaxed);
     }
 
+    /// Whether records are kept.
+    pub fn is_kept(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
     /// Keeps `record` when on.
     pub fn push(&self, record: BadRecord) {
         if self.on.load(Ordering::Relaxed) {

@@ -35,4 +35,21 @@ impl ExprMetrics {
     pub fn malformed_rows(&self) -> u64 {
         self.malformed_rows.load(Ordering::Relaxed)
     }
+
+    /// Empty counters for one slice of a scan, keeping bad records if these do.
+    pub fn for_slice(&self) -> ExprMetrics {
+        let slice = ExprMetrics::default();
+        if self.bad_records.is_kept() {
+            slice.bad_records.keep();
+        }
+        slice
+    }
+
+    /// Adds what a slice's counters saw (after the slices before it, so records stay in order).
+    pub fn absorb(&self, slice: &ExprMetrics) {
+        self.add_malformed(slice.malformed_rows());
+        for record in slice.bad_records.take() {
+            self.bad_records.push(record);
+        }
+    }
 }

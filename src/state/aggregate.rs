@@ -6,7 +6,8 @@
 //! end the window is emitted (append) or forgotten (update), so state is bounded by the
 //! open windows, never by the stream's length. Complete mode keeps everything, as Spark.
 
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StructArray};
@@ -66,7 +67,7 @@ struct Group {
 }
 
 /// Time-window groups: encoded key → (window start, end) → accumulators.
-type WindowState = HashMap<Box<[u8]>, BTreeMap<(i64, i64), Group>>;
+type WindowState = FxHashMap<Box<[u8]>, BTreeMap<(i64, i64), Group>>;
 
 /// A group on its way out: encoded key, window, accumulators.
 type EmittedGroup = (Box<[u8]>, WindowBounds, Vec<Acc>);
@@ -82,7 +83,7 @@ pub struct AggregateOperator {
     /// Whether windows close by the watermark (the window's column carries one).
     evicts: bool,
     windows: WindowState,
-    sessions: HashMap<Box<[u8]>, SessionSet<SessionGroup>>,
+    sessions: FxHashMap<Box<[u8]>, SessionSet<SessionGroup>>,
     schema: SchemaRef,
 }
 
@@ -157,8 +158,8 @@ impl AggregateOperator {
             window_position,
             converter,
             evicts,
-            windows: HashMap::new(),
-            sessions: HashMap::new(),
+            windows: FxHashMap::default(),
+            sessions: FxHashMap::default(),
             schema: Arc::new(Schema::new(fields)),
         })
     }
@@ -546,6 +547,7 @@ fn group_in<'a>(
     bounds: (i64, i64),
     aggs: &[AggSlot],
 ) -> &'a mut Group {
+    // Looked up by slice: `entry` would copy the key for every row.
     if !windows.contains_key(key) {
         windows.insert(key.into(), BTreeMap::new());
     }
