@@ -8,12 +8,6 @@
 //! this needs no coordination of batch boundaries: queries with different triggers share the
 //! chunks their batches have in common and read the rest themselves.
 //!
-//! The partitions of a batch are divided between the members that arrive for it: a query
-//! claims the chunks of its share of the partitions nobody claimed yet (preferring those it
-//! read last, so its consumer does not seek), and leaves the rest for later. Queries arriving
-//! together thus read and parse different partitions side by side; a partition nobody claimed
-//! by the time a query reaches it is claimed then, by whoever comes first.
-//!
 //! Nothing waits on a chunk that is not being computed: a query claims the chunks it will
 //! compute, computes all of them before waiting on anyone, and a claim dropped without a
 //! result (an error, a stop) releases its waiters, who then compute the chunk themselves. A
@@ -26,7 +20,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::scan::Scanned;
-use crate::source::ChunkRange;
+use crate::source::{Cancel, ChunkRange};
 
 /// Bytes of published chunks a session keeps at most.
 const MEMORY_CAP: usize = 64 << 20;
@@ -75,31 +69,12 @@ pub enum Claim {
     Compute(Option<SlotKey>),
     /// Another member computes or computed it: `take` it after computing one's own.
     Take(SlotKey),
-    /// Its partition was left to other members: claim it again when it is reached.
-    Later,
-    /// Computed (or taken) and consumed.
-    Done,
 }
-
-/// What `try_take` found.
-pub enum Ready {
-    /// The chunk.
-    Taken(Arc<Scanned>),
-    /// Still being computed.
-    NotYet,
-    /// Abandoned, or dropped beyond the cap: the caller computes it.
-    Gone,
-}
-
-/// A partition of a topic.
-type Partition = (String, i32);
 
 /// A query's membership in a group; leaves the group when dropped.
 pub struct Member {
     cache: Arc<ScanCache>,
     group: Arc<str>,
-    /// The partitions this query computed chunks of in its last batch.
-    last_read: Mutex<Vec<Partition>>,
 }
 
 impl Member {
@@ -111,22 +86,6 @@ impl Member {
     /// The cache.
     pub fn cache(&self) -> &ScanCache {
         &self.cache
-    }
-
-    /// Claims the chunks of one batch (see the module's documentation).
-    pub fn claim_batch(&self, chunks: &[ChunkRange]) -> Vec<Claim> {
-        let mut last_read = self.last_read.lock().unwrap_or_else(|e| e.into_inner());
-        let claims = self.cache.claim_batch(&self.group, chunks, &last_read);
-        let read: Vec<Partition> = chunks
-            .iter()
-            .zip(&claims)
-            .filter(|(_, claim)| matches!(claim, Claim::Compute(_)))
-            .map(|(chunk, _)| (chunk.topic.clone(), chunk.partition))
-            .collect();
-        if !read.is_empty() {
-            *last_read = read;
-        }
-        claims
     }
 }
 
@@ -161,57 +120,7 @@ impl ScanCache {
         Member {
             cache: Arc::clone(self),
             group,
-            last_read: Mutex::new(Vec::new()),
         }
-    }
-
-    /// Claims a batch's chunks for a member of `group` that read `preferred` last: those of
-    /// its share of the partitions no member claimed yet, `Take` for chunks others claimed,
-    /// `Later` for the rest.
-    fn claim_batch(
-        &self,
-        group: &Arc<str>,
-        chunks: &[ChunkRange],
-        preferred: &[Partition],
-    ) -> Vec<Claim> {
-        let mut inner = self.lock();
-        let members = inner.members.get(group).copied().unwrap_or(0);
-        if members <= 1 {
-            return chunks.iter().map(|_| Claim::Compute(None)).collect();
-        }
-        let key = |chunk: &ChunkRange| (Arc::clone(group), chunk.clone());
-        let mut partitions: Vec<Partition> = Vec::new();
-        let mut taken: Vec<Partition> = Vec::new();
-        for chunk in chunks {
-            let partition = (chunk.topic.clone(), chunk.partition);
-            if inner.slots.contains_key(&key(chunk)) {
-                taken.push(partition.clone());
-            }
-            if !partitions.contains(&partition) {
-                partitions.push(partition);
-            }
-        }
-        let share = partitions.len().div_ceil(members);
-        let mut free: Vec<Partition> = partitions
-            .into_iter()
-            .filter(|p| !taken.contains(p))
-            .collect();
-        free.sort_by_key(|p| !preferred.contains(p));
-        free.truncate(share);
-        chunks
-            .iter()
-            .map(|chunk| {
-                let key = key(chunk);
-                if inner.slots.contains_key(&key) {
-                    Claim::Take(key)
-                } else if free.contains(&(chunk.topic.clone(), chunk.partition)) {
-                    inner.slots.insert(key.clone(), Slot::Pending);
-                    Claim::Compute(Some(key))
-                } else {
-                    Claim::Later
-                }
-            })
-            .collect()
     }
 
     /// Claims `chunk` for a member of `group`.
@@ -276,39 +185,34 @@ impl ScanCache {
         self.changed.notify_all();
     }
 
-    /// Takes a chunk if it is ready, without waiting.
-    pub fn try_take(&self, key: &SlotKey) -> Ready {
+    /// Waits for a chunk another member computes; `None` when it was abandoned or dropped,
+    /// so the caller computes it.
+    pub fn take(&self, key: &SlotKey, cancel: &Cancel) -> Option<Arc<Scanned>> {
         let mut inner = self.lock();
-        match inner.slots.get_mut(key) {
-            None => Ready::Gone,
-            Some(Slot::Pending) => Ready::NotYet,
-            Some(Slot::Ready { scanned, remaining }) => {
-                let scanned = Arc::clone(scanned);
-                *remaining = remaining.saturating_sub(1);
-                if *remaining == 0 {
-                    inner.slots.remove(key);
-                    inner.bytes -= scanned.memory_size();
+        loop {
+            if cancel.is_cancelled() {
+                return None;
+            }
+            match inner.slots.get_mut(key) {
+                None => return None,
+                Some(Slot::Pending) => {
+                    inner = self
+                        .changed
+                        .wait_timeout(inner, Duration::from_millis(100))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
-                drop(inner);
-                self.changed.notify_all();
-                Ready::Taken(scanned)
+                Some(Slot::Ready { scanned, remaining }) => {
+                    let scanned = Arc::clone(scanned);
+                    *remaining = remaining.saturating_sub(1);
+                    if *remaining == 0 {
+                        inner.slots.remove(key);
+                        inner.bytes -= scanned.memory_size();
+                    }
+                    return Some(scanned);
+                }
             }
         }
-    }
-
-    /// Whether the published chunks are over the memory cap: a member about to publish
-    /// waits (taking what is ready for it) before it publishes more.
-    pub fn is_full(&self) -> bool {
-        self.lock().bytes > MEMORY_CAP
-    }
-
-    /// Waits until something is published, taken or given up, or `timeout` passes.
-    pub fn wait_for_change(&self, timeout: Duration) {
-        let inner = self.lock();
-        let _unused = self
-            .changed
-            .wait_timeout(inner, timeout)
-            .unwrap_or_else(|e| e.into_inner());
     }
 }
 
@@ -372,69 +276,16 @@ mod tests {
             panic!("the third takes");
         };
         cache.publish(key, scanned(5));
-        assert_eq!(rows(cache.try_take(&for_b)), Some(5));
-        assert_eq!(rows(cache.try_take(&for_c)), Some(5));
+        let cancel = Cancel::default();
+        assert_eq!(cache.take(&for_b, &cancel).map(|s| s.rows), Some(5));
+        assert_eq!(cache.take(&for_c, &cancel).map(|s| s.rows), Some(5));
         // Both others took it: it is gone, and nothing is held.
-        assert!(matches!(cache.try_take(&for_c), Ready::Gone));
+        assert!(cache.take(&for_c, &cancel).is_none());
         assert_eq!(cache.lock().bytes, 0);
     }
 
-    fn on(partition: i32, from: i64) -> ChunkRange {
-        ChunkRange {
-            partition,
-            ..chunk(from)
-        }
-    }
-
-    fn kinds(claims: &[Claim]) -> String {
-        claims
-            .iter()
-            .map(|c| match c {
-                Claim::Compute(_) => 'C',
-                Claim::Take(_) => 'T',
-                Claim::Later => 'L',
-                Claim::Done => 'D',
-            })
-            .collect()
-    }
-
     #[test]
-    fn members_arriving_together_split_a_batch_by_partition() {
-        let cache = Arc::new(ScanCache::default());
-        let (a, b, c) = (cache.join("g"), cache.join("g"), cache.join("g"));
-        let batch = [on(0, 0), on(0, 10), on(1, 0), on(1, 10)];
-        assert_eq!(kinds(&a.claim_batch(&batch)), "CCLL");
-        assert_eq!(kinds(&b.claim_batch(&batch)), "TTCC");
-        assert_eq!(kinds(&c.claim_batch(&batch)), "TTTT");
-        // Next batch: each prefers the partition it read, whoever arrives first.
-        let next = [on(0, 20), on(1, 20)];
-        assert_eq!(kinds(&b.claim_batch(&next)), "LC");
-        assert_eq!(kinds(&a.claim_batch(&next)), "CT");
-    }
-
-    #[test]
-    fn a_partition_left_for_later_is_claimed_by_whoever_reaches_it() {
-        let cache = Arc::new(ScanCache::default());
-        let (a, b) = (cache.join("g"), cache.join("g"));
-        let batch = [on(0, 0), on(1, 0)];
-        assert_eq!(kinds(&a.claim_batch(&batch)), "CL");
-        // `a` reaches partition 1 before `b` arrived: it claims it then, `b` takes it.
-        assert!(matches!(
-            cache.claim(a.group(), &batch[1]),
-            Claim::Compute(Some(_))
-        ));
-        assert_eq!(kinds(&b.claim_batch(&batch)), "TT");
-    }
-
-    fn rows(ready: Ready) -> Option<u64> {
-        match ready {
-            Ready::Taken(scanned) => Some(scanned.rows),
-            Ready::NotYet | Ready::Gone => None,
-        }
-    }
-
-    #[test]
-    fn an_abandoned_claim_is_gone_for_its_waiter() {
+    fn an_abandoned_claim_releases_a_waiting_query() {
         let cache = Arc::new(ScanCache::default());
         let (a, b) = (cache.join("g"), cache.join("g"));
         let Claim::Compute(Some(key)) = cache.claim(a.group(), &chunk(0)) else {
@@ -443,19 +294,15 @@ mod tests {
         let Claim::Take(wanted) = cache.claim(b.group(), &chunk(0)) else {
             panic!("the second takes");
         };
-        assert!(matches!(cache.try_take(&wanted), Ready::NotYet));
         let waiter = {
             let cache = Arc::clone(&cache);
-            std::thread::spawn(move || {
-                cache.wait_for_change(Duration::from_secs(10));
-                matches!(cache.try_take(&wanted), Ready::Gone)
-            })
+            std::thread::spawn(move || cache.take(&wanted, &Cancel::default()).is_none())
         };
         std::thread::sleep(Duration::from_millis(50));
         cache.abandon(&key);
         assert!(
             waiter.join().expect("waiter"),
-            "woken, the waiter computes it itself"
+            "the waiter computes it itself"
         );
     }
 
@@ -483,6 +330,7 @@ mod tests {
     fn taken_chunks_leave_nothing_behind() {
         let cache = Arc::new(ScanCache::default());
         let (a, b) = (cache.join("g"), cache.join("g"));
+        let cancel = Cancel::default();
         for i in 0..1_000 {
             let Claim::Compute(Some(key)) = cache.claim(a.group(), &chunk(i * 10)) else {
                 panic!("computes");
@@ -491,7 +339,7 @@ mod tests {
                 panic!("takes");
             };
             cache.publish(key, scanned(1));
-            assert_eq!(rows(cache.try_take(&wanted)), Some(1));
+            assert!(cache.take(&wanted, &cancel).is_some());
         }
         let inner = cache.lock();
         assert!(inner.slots.is_empty());
@@ -507,22 +355,23 @@ mod tests {
     fn the_oldest_chunks_are_dropped_beyond_the_cap() {
         let cache = Arc::new(ScanCache::default());
         let (a, b) = (cache.join("g"), cache.join("g"));
-        let size = MEMORY_CAP / 8 / 4 + 1;
+        let rows = MEMORY_CAP / 8 / 4 + 1;
         let mut keys = Vec::new();
         for i in 0..5 {
             let Claim::Compute(Some(key)) = cache.claim(a.group(), &chunk(i * 10)) else {
                 panic!("computes");
             };
             keys.push(key.clone());
-            cache.publish(key, scanned(size));
+            cache.publish(key, scanned(rows));
         }
         assert!(cache.lock().bytes <= MEMORY_CAP);
+        let cancel = Cancel::default();
         assert!(
-            matches!(cache.try_take(&keys[0]), Ready::Gone),
+            cache.take(&keys[0], &cancel).is_none(),
             "the oldest was dropped"
         );
         assert!(
-            rows(cache.try_take(&keys[4])).is_some(),
+            cache.take(&keys[4], &cancel).is_some(),
             "the newest is kept"
         );
         drop(b);
