@@ -1,11 +1,12 @@
 //! The stateless part of a plan before any state (`Pipeline::scan`): parsing, projections,
 //! filters and event-time statistics.
 //!
-//! A large chunk is cut into slices that are scanned side by side on the runtime's workers.
-//! `from_json` is most of a pipeline's CPU, and the query thread that read a chunk would
-//! otherwise parse it alone while the other cores idle (the seed pipeline's reading query
-//! was half of all CPU time, its two sharing queries waiting on it). The slices' rows are put
-//! back in their order and their statistics merged, so the result is that of one pass.
+//! A large chunk is cut into slices that are scanned side by side: the first on the calling
+//! thread, the others on the runtime's workers. `from_json` is most of a pipeline's CPU, and
+//! the query thread that read a chunk would otherwise parse it alone while the other cores
+//! idle (the seed pipeline's reading query was half of all CPU time, its two sharing queries
+//! waiting on it). The slices' rows are put back in their order and their statistics merged,
+//! so the result is that of one pass.
 
 use std::sync::Arc;
 
@@ -22,9 +23,9 @@ use crate::expr::bad_record::BadRecord;
 use crate::expr::ExprMetrics;
 use crate::state::aggregate::UpdateStats;
 
-/// Rows below which a slice is not worth a task of its own (a task costs a worker's wake-up,
-/// which under load took longer than parsing 12,500 rows: the quick benchmark's chunks of
-/// 25,000 rows were slower cut in two).
+/// Rows below which a slice is not worth a task of its own (a task costs a worker's wake-up).
+/// With this bound the quick benchmark's chunks of 25,000 rows stay whole; whether cutting
+/// them had slowed that benchmark was not settled (it stayed slower without the cut).
 const MIN_SLICE_ROWS: usize = 16_384;
 
 /// The scanned part of a compiled plan.
@@ -47,14 +48,16 @@ impl ScanPlan {
         metrics: &ExprMetrics,
     ) -> Result<Scanned> {
         let rows: u64 = input.iter().map(|b| b.num_rows() as u64).sum();
-        let workers = std::thread::available_parallelism().map_or(1, usize::from);
+        // The runtime's worker count: a field read, where `available_parallelism` reads the
+        // cgroup's files on every call (this runs per chunk).
+        let handle = tokio::runtime::Handle::current();
+        let workers = handle.metrics().num_workers().max(1);
         let parts = (rows as usize / MIN_SLICE_ROWS).clamp(1, workers);
         let malformed_before = metrics.malformed_rows();
         // The first slice runs on the calling thread (which would otherwise only wait), the
         // others on the runtime's workers.
         let mut parts = slices(input, parts).into_iter();
         let first = parts.next().unwrap_or_default();
-        let handle = tokio::runtime::Handle::current();
         let others: Vec<_> = parts
             .map(|slice| {
                 let own = Arc::new(metrics.for_slice());

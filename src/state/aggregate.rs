@@ -6,7 +6,6 @@
 //! end the window is emitted (append) or forgotten (update), so state is bounded by the
 //! open windows, never by the stream's length. Complete mode keeps everything, as Spark.
 
-use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -14,6 +13,7 @@ use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StructArra
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
