@@ -15,7 +15,7 @@ use super::bad_records::{fail_fast_error, locate_in_kafka};
 use super::pipeline::{BatchStats, Pipeline};
 use super::runtime::block_on;
 use super::scan::Scanned;
-use super::shared_scan::{Claim, Member, ScanCache};
+use super::shared_scan::{Claim, Member, Ready};
 use crate::error::{Error, Result};
 use crate::expr::bad_record::BadRecord;
 use crate::source::{Cancel, ChunkRange, Source, SourceOffset};
@@ -92,19 +92,24 @@ impl Reader<'_> {
     }
 }
 
+/// How long a member waits for room in a full scan cache before it publishes anyway (the
+/// oldest chunks are then dropped, and whoever still needed them reads them itself): a member
+/// outside a batch (writing its sink, or on a slower trigger) takes nothing meanwhile.
+const FULL_WAIT: Duration = Duration::from_secs(1);
+
 /// Chunks claimed for computing and not yet published: abandoned if reading fails, so the
 /// group's other queries do not wait for them.
 struct Claimed<'a> {
-    cache: Option<&'a ScanCache>,
+    member: Option<&'a Member>,
     claims: Vec<Claim>,
 }
 
 impl Drop for Claimed<'_> {
     fn drop(&mut self) {
-        let Some(cache) = self.cache else { return };
+        let Some(member) = self.member else { return };
         for claim in &self.claims {
             if let Claim::Compute(Some(key)) = claim {
-                cache.abandon(key);
+                member.abandon(key);
             }
         }
     }
@@ -154,58 +159,116 @@ fn read_chunks(
     chunks: &[ChunkRange],
     cancel: &Cancel,
 ) -> Result<()> {
-    let cache = group.map(Member::cache);
     let mut claimed = Claimed {
-        cache,
-        claims: chunks
-            .iter()
-            .map(|chunk| match group {
-                Some(member) => member.cache().claim(member.group(), chunk),
-                None => Claim::Compute(None),
-            })
-            .collect(),
+        member: group,
+        claims: match group {
+            Some(member) => member.claim_batch(chunks),
+            None => chunks.iter().map(|_| Claim::Compute(None)).collect(),
+        },
     };
-    let computed: Vec<usize> = (0..chunks.len())
-        .filter(|&i| matches!(claimed.claims[i], Claim::Compute(_)))
-        .collect();
-    let ranges: Vec<ChunkRange> = computed.iter().map(|&i| chunks[i].clone()).collect();
-    source.read_chunks(&ranges, cancel, &mut |k, batch| {
-        let index = computed[k];
-        let scanned = reader.scan(batch)?;
-        let claim = std::mem::replace(&mut claimed.claims[index], Claim::Compute(None));
-        if let (Claim::Compute(Some(key)), Some(cache)) = (claim, cache) {
-            cache.publish(key, Arc::clone(&scanned));
-        }
-        reader.consume(index, &scanned)
-    })?;
+    compute_claimed(source, reader, &mut claimed, chunks, cancel)?;
+    let Some(member) = group else {
+        return Ok(());
+    };
+    // Partitions nobody claimed when the batch began: whoever gets to them first computes them.
     for (index, chunk) in chunks.iter().enumerate() {
-        let Claim::Take(key) = &claimed.claims[index] else {
-            continue;
-        };
-        let shared = cache.and_then(|cache| cache.take(key, cancel));
+        if matches!(claimed.claims[index], Claim::Later) {
+            claimed.claims[index] = member.claim(chunk);
+        }
+    }
+    compute_claimed(source, reader, &mut claimed, chunks, cancel)?;
+    // The others' chunks, in the order they become ready.
+    while claimed.claims.iter().any(|c| !matches!(c, Claim::Done)) {
         if cancel.is_cancelled() {
             return Err(Error::Stopped);
         }
-        let scanned = match shared {
-            Some(scanned) => {
-                reader.pipeline.metrics().add_malformed(scanned.malformed);
-                reader.read.stats.chunks.1 += 1;
-                scanned
-            }
-            None => {
-                // Abandoned, or dropped before this query came to it: read it here.
-                let mut batch = None;
-                source.read_chunks(std::slice::from_ref(chunk), cancel, &mut |_, b| {
-                    batch = Some(b);
-                    Ok(())
-                })?;
-                let batch = batch.ok_or_else(|| {
-                    Error::State(format!("the source did not deliver chunk {chunk:?}"))
-                })?;
-                reader.scan(batch)?
-            }
-        };
-        reader.consume(index, &scanned)?;
+        let gone = take_ready(reader, &mut claimed)?;
+        for index in gone.iter().copied() {
+            // Abandoned, or dropped before this query came to it: read it here.
+            let chunk = &chunks[index];
+            let mut batch = None;
+            source.read_chunks(std::slice::from_ref(chunk), cancel, &mut |_, b| {
+                batch = Some(b);
+                Ok(())
+            })?;
+            let batch = batch.ok_or_else(|| {
+                Error::State(format!("the source did not deliver chunk {chunk:?}"))
+            })?;
+            let scanned = reader.scan(batch)?;
+            claimed.claims[index] = Claim::Done;
+            reader.consume(index, &scanned)?;
+        }
+        if gone.is_empty() && claimed.claims.iter().any(|c| !matches!(c, Claim::Done)) {
+            member.wait_for_change(Duration::from_millis(100));
+        }
     }
     Ok(())
+}
+
+/// Consumes every chunk of the batch that another member published and this one has not
+/// taken yet; returns the chunks that are gone (to be read here).
+fn take_ready(reader: &mut Reader<'_>, claimed: &mut Claimed<'_>) -> Result<Vec<usize>> {
+    let Some(member) = claimed.member else {
+        return Ok(Vec::new());
+    };
+    let mut gone = Vec::new();
+    for index in 0..claimed.claims.len() {
+        let Claim::Take(key) = &claimed.claims[index] else {
+            continue;
+        };
+        match member.try_take(key) {
+            Ready::Taken(scanned) => {
+                claimed.claims[index] = Claim::Done;
+                reader.pipeline.metrics().add_malformed(scanned.malformed);
+                reader.read.stats.chunks.1 += 1;
+                reader.consume(index, &scanned)?;
+            }
+            Ready::NotYet => {}
+            Ready::Gone => gone.push(index),
+        }
+    }
+    Ok(gone)
+}
+
+/// Reads, scans, publishes and consumes every chunk claimed `Compute`, each partition's in
+/// offset order. Before publishing into a full cache it waits (at most `FULL_WAIT`), taking
+/// what others published for it meanwhile: members that read faster than another consumes
+/// slow down to its pace instead of pushing out chunks it has yet to take.
+fn compute_claimed(
+    source: &mut dyn Source,
+    reader: &mut Reader<'_>,
+    claimed: &mut Claimed<'_>,
+    chunks: &[ChunkRange],
+    cancel: &Cancel,
+) -> Result<()> {
+    let computed: Vec<usize> = (0..chunks.len())
+        .filter(|&i| matches!(claimed.claims[i], Claim::Compute(_)))
+        .collect();
+    if computed.is_empty() {
+        return Ok(());
+    }
+    let ranges: Vec<ChunkRange> = computed.iter().map(|&i| chunks[i].clone()).collect();
+    let member = claimed.member;
+    source.read_chunks(&ranges, cancel, &mut |k, batch| {
+        let index = computed[k];
+        let scanned = reader.scan(batch)?;
+        if let (Claim::Compute(Some(_)), Some(member)) = (&claimed.claims[index], member) {
+            let size = scanned.memory_size();
+            let waiting = Instant::now();
+            while !member.has_room_for(size)
+                && waiting.elapsed() < FULL_WAIT
+                && !cancel.is_cancelled()
+            {
+                take_ready(reader, claimed)?;
+                if !member.has_room_for(size) {
+                    member.wait_for_change(Duration::from_millis(20));
+                }
+            }
+        }
+        let claim = std::mem::replace(&mut claimed.claims[index], Claim::Done);
+        if let (Claim::Compute(Some(key)), Some(member)) = (claim, member) {
+            member.publish(key, Arc::clone(&scanned));
+        }
+        reader.consume(index, &scanned)
+    })
 }
