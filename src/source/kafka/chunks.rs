@@ -174,13 +174,19 @@ impl KafkaSource {
             }
         }
         let mut last_progress = Instant::now();
+        // Per message: no clock read, and no new String for its topic while it is the same
+        // partition as the message before (a poll returns runs of one partition).
+        let mut progressed = false;
+        let mut current: Option<TopicPartition> = None;
         while !pending.is_empty() {
             if cancel.is_cancelled() {
                 return Err(Error::Stopped);
             }
             match self.consumer.poll(Duration::from_millis(100)) {
                 None => {
-                    if last_progress.elapsed() > self.timeout * 4 {
+                    if std::mem::take(&mut progressed) {
+                        last_progress = Instant::now();
+                    } else if last_progress.elapsed() > self.timeout * 4 {
                         log::warn!(
                             "kafka source: no data from {} for {:?} while {} partition(s) are \
                              behind; still waiting",
@@ -217,15 +223,28 @@ impl KafkaSource {
                     );
                 }
                 Some(Ok(message)) => {
-                    last_progress = Instant::now();
-                    let tp = (message.topic().to_string(), message.partition());
+                    progressed = true;
+                    let same = current
+                        .as_ref()
+                        .is_some_and(|(t, p)| *p == message.partition() && t == message.topic());
+                    if !same {
+                        current = Some((message.topic().to_string(), message.partition()));
+                    }
+                    let Some(tp) = current.as_ref() else {
+                        continue;
+                    };
                     let view = MessageView::of(&message, include_headers);
-                    self.positions.insert(tp.clone(), view.offset + 1);
-                    let Some(&until) = pending.get(&tp) else {
+                    match self.positions.get_mut(tp) {
+                        Some(next) => *next = view.offset + 1,
+                        None => {
+                            self.positions.insert(tp.clone(), view.offset + 1);
+                        }
+                    }
+                    let Some(&until) = pending.get(tp) else {
                         // A partition not in this read: keep it for a later batch instead of
                         // fetching it again.
                         self.buffered
-                            .entry(tp)
+                            .entry(tp.clone())
                             .or_default()
                             .push_back(view.to_owned());
                         continue;
@@ -237,14 +256,14 @@ impl KafkaSource {
                             .entry(tp.clone())
                             .or_default()
                             .push_back(view.to_owned());
-                        route(&tp, &mut reading, None, i64::MAX)?;
-                        pending.remove(&tp);
+                        route(tp, &mut reading, None, i64::MAX)?;
+                        pending.remove(tp);
                         continue;
                     }
-                    let done = route(&tp, &mut reading, Some(&view), view.offset)?
-                        || route(&tp, &mut reading, None, view.offset + 1)?;
+                    let done = route(tp, &mut reading, Some(&view), view.offset)?
+                        || route(tp, &mut reading, None, view.offset + 1)?;
                     if done {
-                        pending.remove(&tp);
+                        pending.remove(tp);
                     }
                 }
             }
