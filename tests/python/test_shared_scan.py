@@ -1,5 +1,5 @@
 """Queries of one session on the same topic with the same parsing share the reading and
-parsing of each chunk (src/exec/shared_scan.rs). Sharing must change nothing a user sees:
+parsing of each chunk (src/exec/shared_scan/). Sharing must change nothing a user sees:
 every query's output, malformed-row counts and event-time ties are the same as when each
 query reads for itself, and match candles computed here from the produced ticks."""
 
