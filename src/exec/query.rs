@@ -440,9 +440,8 @@ impl Runner {
         }
     }
 
-    /// Sleeps until `when`, or until stopped or woken by processAllAvailable.
-    /// Waits for the next trigger (or a wake-up); meanwhile the query takes no shared chunks,
-    /// so its scan group does not hold back its readers for it.
+    /// Sleeps until `when`, or until stopped or woken by processAllAvailable. Meanwhile the
+    /// query takes no shared chunks, so its scan group does not hold back its readers for it.
     fn wait_until(&self, when: Instant) {
         let _idle = self.spec.scan_group.as_ref().map(Member::idle);
         let mut state = self.shared.lock();

@@ -103,10 +103,9 @@ impl Inner {
         if reached.is_empty() {
             return true;
         }
-        let mut on_topic = reached.iter().filter(|((t, _), _)| *t == chunk.topic);
         match reached.get(&(chunk.topic.clone(), chunk.partition)) {
             Some(&start) => start <= chunk.from,
-            None => on_topic.next().is_some(),
+            None => reached.keys().any(|(topic, _)| *topic == chunk.topic),
         }
     }
 
@@ -394,13 +393,11 @@ impl Drop for Member {
             ids.retain(|&m| m != self.id);
             if ids.is_empty() {
                 inner.members.remove(&self.group);
-                let group = Arc::clone(&self.group);
-                inner.slots.retain(|(g, _), _| *g != group);
+                inner.slots.retain(|(g, _), _| *g != self.group);
                 let bytes = inner.slots.values().map(Slot::bytes).sum();
                 inner.bytes = bytes;
             } else {
-                let group = Arc::clone(&self.group);
-                inner.release(&group, self.id, |_| true);
+                inner.release(&self.group, self.id, |_| true);
             }
         }
         drop(inner);

@@ -228,11 +228,10 @@ impl KafkaSource {
                         .as_ref()
                         .is_some_and(|(t, p)| *p == message.partition() && t == message.topic());
                     if !same {
-                        current = Some((message.topic().to_string(), message.partition()));
+                        current = None;
                     }
-                    let Some(tp) = current.as_ref() else {
-                        continue;
-                    };
+                    let tp: &TopicPartition = current
+                        .get_or_insert_with(|| (message.topic().to_string(), message.partition()));
                     let view = MessageView::of(&message, include_headers);
                     match self.positions.get_mut(tp) {
                         Some(next) => *next = view.offset + 1,
