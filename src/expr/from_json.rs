@@ -35,6 +35,7 @@ use datafusion::logical_expr::{
 };
 
 use super::bad_record::{BadRecord, Location};
+use super::flat_json::FlatDecoder;
 use super::ExprMetrics;
 use crate::error::Result;
 use crate::illegal;
@@ -78,6 +79,8 @@ pub struct JsonParser {
     /// The schema with every field nullable.
     schema: SchemaRef,
     fail_fast: bool,
+    /// The one-pass reader of flat records, when the schema's types allow it.
+    flat: Option<FlatDecoder>,
 }
 
 impl JsonParser {
@@ -89,6 +92,7 @@ impl JsonParser {
             .map(|f| Arc::new(Field::clone(f).with_nullable(true)))
             .collect();
         let parser = JsonParser {
+            flat: FlatDecoder::new(&nullable),
             schema: Arc::new(Schema::new(nullable)),
             fail_fast,
         };
@@ -105,6 +109,13 @@ impl JsonParser {
             .with_strict_mode(false)
             .with_coerce_primitive(true)
             .build_decoder()
+    }
+
+    /// The same parser with arrow-json doing all the work (to check the fast path against).
+    #[cfg(test)]
+    pub(super) fn without_fast_path(mut self) -> Self {
+        self.flat = None;
+        self
     }
 
     /// The fields of the structs it makes (all nullable).
@@ -133,12 +144,17 @@ impl JsonParser {
         let mut salvage = Salvage {
             parser: self,
             metrics,
-            pieces: Vec::new(),
             malformed: 0,
         };
-        salvage.decode(&records, 0)?;
+        let mut pieces = Vec::new();
+        match &self.flat {
+            Some(flat) => flat.decode(&records, &mut pieces, |rest, first, pieces| {
+                salvage.decode(rest, first, pieces)
+            })?,
+            None => salvage.decode(&records, 0, &mut pieces)?,
+        }
         metrics.add_malformed(salvage.malformed);
-        match salvage.pieces.as_slice() {
+        match pieces.as_slice() {
             [] => Ok(new_empty_array(&DataType::Struct(self.fields().clone()))),
             [whole] => Ok(Arc::clone(whole)),
             pieces => {
@@ -229,23 +245,28 @@ struct Failure {
     error: ArrowError,
 }
 
-/// The slow path's output: decoded runs and all-null rows, in order.
+/// The slow path: decodes runs with arrow-json, around the records that fail.
 struct Salvage<'a> {
     parser: &'a JsonParser,
     metrics: &'a ExprMetrics,
-    pieces: Vec<ArrayRef>,
     malformed: u64,
 }
 
 impl Salvage<'_> {
-    /// Decodes `records` (the column's rows from `first`), around the ones that fail.
-    fn decode(&mut self, records: &[Option<&[u8]>], first: usize) -> DfResult<()> {
+    /// Decodes `records` (the column's rows from `first`), around the ones that fail, onto
+    /// `pieces`: decoded runs and all-null rows, in order.
+    fn decode(
+        &mut self,
+        records: &[Option<&[u8]>],
+        first: usize,
+        pieces: &mut Vec<ArrayRef>,
+    ) -> DfResult<()> {
         let mut start = 0;
         while start < records.len() {
             let rest = &records[start..];
             let failure = match self.parser.decode_run(rest) {
                 Ok(parsed) => {
-                    self.pieces.push(parsed);
+                    pieces.push(parsed);
                     return Ok(());
                 }
                 Err(failure) => failure,
@@ -254,17 +275,17 @@ impl Salvage<'_> {
                 Some(row) => {
                     // The records before it were whole objects, but a value may still not
                     // fit its column, so they are a run of their own.
-                    self.decode(&rest[..row], first + start)?;
-                    self.malformed(first + start + row, rest[row], failure.error)?;
+                    self.decode(&rest[..row], first + start, pieces)?;
+                    self.malformed(first + start + row, rest[row], failure.error, pieces)?;
                     start += row + 1;
                 }
                 None if rest.len() == 1 => {
-                    return self.malformed(first + start, rest[0], failure.error);
+                    return self.malformed(first + start, rest[0], failure.error, pieces);
                 }
                 None => {
                     let half = rest.len() / 2;
-                    self.decode(&rest[..half], first + start)?;
-                    return self.decode(&rest[half..], first + start + half);
+                    self.decode(&rest[..half], first + start, pieces)?;
+                    return self.decode(&rest[half..], first + start + half, pieces);
                 }
             }
         }
@@ -276,6 +297,7 @@ impl Salvage<'_> {
         index: usize,
         record: Option<&[u8]>,
         error: ArrowError,
+        pieces: &mut Vec<ArrayRef>,
     ) -> DfResult<()> {
         let bad = BadRecord {
             record: record.unwrap_or_default().to_vec(),
@@ -295,7 +317,7 @@ impl Salvage<'_> {
             .iter()
             .map(|f| new_null_array(f.data_type(), 1))
             .collect();
-        self.pieces.push(Arc::new(StructArray::try_new(
+        pieces.push(Arc::new(StructArray::try_new(
             fields.clone(),
             columns,
             None,

@@ -5,6 +5,7 @@
 //! the Spark functions DataFusion lacks.
 
 pub mod bad_record;
+mod flat_json;
 pub mod from_json;
 pub mod lower;
 pub mod time_format;
