@@ -15,7 +15,7 @@ use super::scan::{EventTimeStats, ScanPlan, Scanned};
 use super::stateless::{apply_ops, frame};
 use crate::error::Result;
 use crate::expr::{ExprMetrics, ExprNode, Lowering};
-use crate::plan::{Op, OutputMode};
+use crate::plan::{prune_json_fields, Op, OutputMode};
 use crate::state::accumulator::{arrival, AggKind};
 use crate::state::aggregate::{AggSlot, AggregateOperator, Grouping, InputLayout, UpdateStats};
 use crate::state::dedup::DedupOperator;
@@ -104,6 +104,7 @@ impl Pipeline {
         mode: OutputMode,
         metrics: Arc<ExprMetrics>,
     ) -> Result<Pipeline> {
+        let ops = &prune_json_fields(ops);
         let mut segments = Vec::new();
         let mut current: Vec<Op> = Vec::new();
         let mut watermarks: Vec<WatermarkDef> = Vec::new();

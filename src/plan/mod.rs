@@ -5,8 +5,10 @@
 //! message that says what to change.
 
 mod node;
+mod prune_json;
 
 pub use node::{Leaf, Op, Plan, PlanNode};
+pub use prune_json::prune_json_fields;
 
 use crate::error::Result;
 use crate::{analysis, illegal};

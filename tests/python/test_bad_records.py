@@ -109,11 +109,12 @@ def test_bad_records_are_kept_with_their_offsets_once_across_a_rerun(
         )
 
     # Two queries with the same reader: they share scanned chunks, and each keeps its own.
+    # Both read every field (a field a query leaves out is not type-checked, see below).
     files = start_files()
     counts = (
         parsed(spark, kafka_bootstrap, kafka_topic, bad)
         .groupBy("symbol")
-        .count()
+        .agg(F.count("*"), F.max("price"), F.max("event_time"))
         .writeStream.format("memory")
         .queryName("bad_records_counts")
         .outputMode("complete")
@@ -144,6 +145,44 @@ def test_bad_records_are_kept_with_their_offsets_once_across_a_rerun(
     assert [p["batchId"] for p in again.recentProgress] == [int(last.name)]
     rows = kept(bad / files.id)
     assert sorted((r["topic"], r["partition"], r["offset"], r["record"]) for r in rows) == expected
+
+
+def test_a_wrongly_typed_field_the_query_leaves_out_does_not_spoil_the_record(
+    spark: SparkSession, kafka_bootstrap: str, kafka_topic: str, tmp_path: Path
+) -> None:
+    # As Spark's optimizer does, from_json parses only the fields a query uses; a wrong type
+    # in another field leaves the record whole (Spark keeps a record's other fields too).
+    assert create_topic(kafka_bootstrap, kafka_topic, partitions=1)
+    values = [
+        '{"symbol": "S1", "price": 1.0, "event_time": 1}',
+        '{"symbol": "S1", "price": "cheap", "event_time": 2}',
+        '{"symbol": "S2", "price": 3.0, "event_time": "late"}',
+        '{"symbol": "S2", "price": ',
+    ]
+    spark.createDataFrame(pa.table({"value": values})).write.format("kafka").option(
+        "kafka.bootstrap.servers", kafka_bootstrap
+    ).option("topic", kafka_topic).save()
+
+    def run(name: str, agg: Any) -> tuple[dict[Any, int], int]:
+        q = (
+            parsed(spark, kafka_bootstrap, kafka_topic, tmp_path / name)
+            .groupBy("symbol")
+            .agg(agg.alias("n"))
+            .writeStream.format("memory")
+            .queryName(name)
+            .outputMode("complete")
+            .trigger(availableNow=True)
+            .start()
+        )
+        assert q.awaitTermination(60)
+        assert q.exception() is None
+        rows = {r["symbol"]: r["n"] for r in spark.sql(f"select * from {name}").collect()}
+        return rows, sum(p["numMalformedRows"] for p in q.recentProgress)
+
+    # Only `symbol` is used: the truncated record alone is malformed (a null symbol).
+    assert run("typed_symbols", F.count("*")) == ({"S1": 2, "S2": 1, None: 1}, 1)
+    # `price` is used too: the record with a text price is malformed as well.
+    assert run("typed_prices", F.count("price")) == ({"S1": 1, "S2": 1, None: 0}, 2)
 
 
 def test_failfast_names_the_offset(
