@@ -17,7 +17,8 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::accumulator::{Acc, AggKind, RowOrder};
+use super::accumulator::{Acc, AggKind};
+use super::fold::{fold_rows, GroupSorter, Orders};
 use super::value::{values_to_array, InputColumn, Value};
 use crate::error::Result;
 use crate::expr::types::timestamp_type;
@@ -323,77 +324,111 @@ impl AggregateOperator {
                 ))
             })
             .collect::<Result<_>>()?;
-        let kinds = Arc::new(self.kinds());
         let watermark = if keep_late { None } else { late_watermark };
-        let mut window_buffer: Vec<WindowBounds> = Vec::new();
-        for row in 0..batch.num_rows() {
-            let key: &[u8] = match &key_rows {
+        let key_of = |row: usize| -> &[u8] {
+            match &key_rows {
                 Some(rows) => rows.row(row).data(),
                 None => &[],
+            }
+        };
+        let orders = Orders {
+            event_times: event_times.as_ref(),
+            first_arrival,
+        };
+        let spec = match &self.grouping {
+            Grouping::Session(gap) => {
+                let gap = *gap;
+                self.update_sessions(
+                    batch.num_rows(),
+                    key_of,
+                    &orders,
+                    &inputs,
+                    gap,
+                    watermark,
+                    &mut stats,
+                )?;
+                return Ok(stats);
+            }
+            Grouping::Time(spec) => Some(spec),
+            Grouping::Plain => None,
+        };
+        let mut sorter = GroupSorter::default();
+        for row in 0..batch.num_rows() {
+            let key = key_of(row);
+            let Some(spec) = spec else {
+                sorter.add(key, (0, 0), row);
+                stats.rows_updated += 1;
+                continue;
             };
-            let event_time = match &event_times {
-                Some(times) if times.is_null(row) => {
-                    // Spark's window() yields null for a null time and the row joins no window.
-                    if !matches!(self.grouping, Grouping::Plain) {
-                        continue;
-                    }
-                    0
-                }
+            let Some(times) = &event_times else {
+                // No event time: every row is at 0.
+                add_windows(&mut sorter, spec, key, 0, row, watermark, &mut stats);
+                continue;
+            };
+            // Spark's window() yields null for a null time and the row joins no window.
+            if times.is_valid(row) {
+                add_windows(
+                    &mut sorter,
+                    spec,
+                    key,
+                    times.value(row),
+                    row,
+                    watermark,
+                    &mut stats,
+                );
+            }
+        }
+        for (key, bounds, rows) in sorter.groups() {
+            let group = group_in(&mut self.windows, key, bounds, &self.aggs);
+            group.dirty = true;
+            fold_rows(&mut group.accs, &self.aggs, &inputs, &rows, &orders)?;
+        }
+        Ok(stats)
+    }
+
+    /// Session windows, row by row: each row is a session of its own, merged into the key's
+    /// sessions it overlaps.
+    #[allow(clippy::too_many_arguments)]
+    fn update_sessions<'k>(
+        &mut self,
+        rows: usize,
+        key_of: impl Fn(usize) -> &'k [u8],
+        orders: &Orders,
+        inputs: &[AggInputs],
+        gap: i64,
+        watermark: Option<i64>,
+        stats: &mut UpdateStats,
+    ) -> Result<()> {
+        let kinds = Arc::new(self.kinds());
+        for row in 0..rows {
+            let event_time = match orders.event_times {
+                // Spark's session_window() yields null for a null time: the row joins none.
+                Some(times) if times.is_null(row) => continue,
                 Some(times) => times.value(row),
                 None => 0,
             };
-            let order = RowOrder {
-                event_time,
-                arrival: first_arrival + row as u128,
-            };
-            match &self.grouping {
-                Grouping::Plain => {
-                    let group = group_in(&mut self.windows, key, (0, 0), &self.aggs);
-                    update_group(group, &self.aggs, &inputs, row, order)?;
-                    stats.rows_updated += 1;
-                }
-                Grouping::Time(spec) => {
-                    window_buffer.clear();
-                    window_buffer.extend(spec.windows_for(event_time));
-                    let windows = std::mem::take(&mut window_buffer);
-                    for bounds in &windows {
-                        if is_late(bounds.end, watermark) {
-                            stats.dropped_by_watermark += 1;
-                            continue;
-                        }
-                        let aggs = &self.aggs;
-                        let group =
-                            group_in(&mut self.windows, key, (bounds.start, bounds.end), aggs);
-                        update_group(group, aggs, &inputs, row, order)?;
-                        stats.rows_updated += 1;
-                    }
-                    window_buffer = windows;
-                }
-                Grouping::Session(gap) => {
-                    let end = event_time.saturating_add(*gap);
-                    if is_late(end, watermark) {
-                        stats.dropped_by_watermark += 1;
-                        continue;
-                    }
-                    let mut group = new_group(&self.aggs);
-                    update_group(&mut group, &self.aggs, &inputs, row, order)?;
-                    let sessions = match self.sessions.get_mut(key) {
-                        Some(sessions) => sessions,
-                        None => self.sessions.entry(key.into()).or_default(),
-                    };
-                    sessions.insert(
-                        event_time,
-                        *gap,
-                        SessionGroup {
-                            kinds: Arc::clone(&kinds),
-                            group,
-                        },
-                    );
-                    stats.rows_updated += 1;
-                }
+            if is_late(event_time.saturating_add(gap), watermark) {
+                stats.dropped_by_watermark += 1;
+                continue;
             }
+            let mut group = new_group(&self.aggs);
+            fold_rows(&mut group.accs, &self.aggs, inputs, &[row as u32], orders)?;
+            let key = key_of(row);
+            let sessions = match self.sessions.get_mut(key) {
+                Some(sessions) => sessions,
+                None => self.sessions.entry(key.into()).or_default(),
+            };
+            sessions.insert(
+                event_time,
+                gap,
+                SessionGroup {
+                    kinds: Arc::clone(&kinds),
+                    group,
+                },
+            );
+            stats.rows_updated += 1;
         }
-        Ok(stats)
+        Ok(())
     }
 
     /// Emits the result rows `mode` asks for after a batch, then evicts the windows the
@@ -566,29 +601,26 @@ fn new_group(aggs: &[AggSlot]) -> Group {
 }
 
 /// Input columns of one aggregate: its argument and max_by/min_by's ordering.
-type AggInputs = (Option<InputColumn>, Option<InputColumn>);
+pub(super) type AggInputs = (Option<InputColumn>, Option<InputColumn>);
 
-/// Adds row `row` to a group, reading each aggregate's inputs straight from the columns.
-fn update_group(
-    group: &mut Group,
-    aggs: &[AggSlot],
-    inputs: &[AggInputs],
+/// Puts a row at `event_time` into its windows that are not late, counting the late ones.
+fn add_windows<'k>(
+    sorter: &mut GroupSorter<'k>,
+    spec: &WindowSpec,
+    key: &'k [u8],
+    event_time: i64,
     row: usize,
-    order: RowOrder,
-) -> Result<()> {
-    group.dirty = true;
-    for ((acc, agg), (arg, second)) in group.accs.iter_mut().zip(aggs).zip(inputs) {
-        let value = match arg {
-            Some(column) => column.value(row)?,
-            None => Value::Null,
-        };
-        let second = match second {
-            Some(column) => column.value(row)?,
-            None => Value::Null,
-        };
-        acc.update(&agg.kind, value, second, order);
+    watermark: Option<i64>,
+    stats: &mut UpdateStats,
+) {
+    for bounds in spec.windows_for(event_time) {
+        if is_late(bounds.end, watermark) {
+            stats.dropped_by_watermark += 1;
+        } else {
+            sorter.add(key, (bounds.start, bounds.end), row);
+            stats.rows_updated += 1;
+        }
     }
-    Ok(())
 }
 
 fn window_fields() -> Fields {

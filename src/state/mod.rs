@@ -5,4 +5,5 @@
 pub mod accumulator;
 pub mod aggregate;
 pub mod dedup;
+mod fold;
 pub mod value;

@@ -135,18 +135,40 @@ impl WindowSpec {
         (self.size - 1) / self.slide + 1
     }
 
+    /// `windows_for`'s first start and window count in i64 arithmetic, `None` on overflow.
+    fn first_start_and_count(&self, ts: i64) -> Option<(i64, i64)> {
+        let last_start =
+            ts.checked_sub(ts.checked_sub(self.start_offset)?.rem_euclid(self.slide))?;
+        let count = last_start
+            .checked_add(self.size)?
+            .checked_sub(ts)?
+            .checked_add(self.slide - 1)?
+            / self.slide;
+        Some((
+            last_start.checked_sub((count - 1).checked_mul(self.slide)?)?,
+            count,
+        ))
+    }
+
     /// The windows that contain `ts`, in ascending start order. Lazy and allocation-free, as
     /// this runs once per input row.
     pub fn windows_for(&self, ts: i64) -> impl Iterator<Item = WindowBounds> {
         let size = i128::from(self.size);
         let slide = i128::from(self.slide);
-        let ts = i128::from(ts);
-        // Floor modulo (`rem_euclid`) so that times before 1970 fall in the window below
-        // them, as Spark's `CaseWhen(remainder < 0, remainder + slide)` arranges.
-        let last_start = ts - (ts - i128::from(self.start_offset)).rem_euclid(slide);
-        // Starts run from `last_start` down while `start + size > ts`.
-        let count = (last_start + size - ts + slide - 1) / slide;
-        let first_start = last_start - (count - 1) * slide;
+        // In i64 when nothing overflows (every real time); i128 division is several times
+        // slower, and this runs once per row per query.
+        let (first_start, count) = match self.first_start_and_count(ts) {
+            Some((first, count)) => (i128::from(first), i128::from(count)),
+            None => {
+                let ts = i128::from(ts);
+                // Floor modulo (`rem_euclid`) so that times before 1970 fall in the window below
+                // them, as Spark's `CaseWhen(remainder < 0, remainder + slide)` arranges.
+                let last_start = ts - (ts - i128::from(self.start_offset)).rem_euclid(slide);
+                // Starts run from `last_start` down while `start + size > ts`.
+                let count = (last_start + size - ts + slide - 1) / slide;
+                (last_start - (count - 1) * slide, count)
+            }
+        };
         (0..count).filter_map(move |index| {
             let start = first_start + index * slide;
             Some(WindowBounds {
