@@ -53,8 +53,8 @@ pub(super) struct FlatDecoder {
     kinds: Vec<Kind>,
     /// The fields' names, to check the guess of the next field without a lookup.
     names: Vec<Box<[u8]>>,
-    /// Each name's field for a wide schema (a narrow one is searched in `names`); the first
-    /// of a repeated name wins, as arrow-json's index does.
+    /// Each name's field for a wide schema (a narrow one is searched in `names`); names are
+    /// unique (a schema repeating one is left to arrow-json).
     index: FxHashMap<Box<[u8]>, usize>,
     /// Bit `n` is set when a name is `n` bytes long (63 for any longer): most names a
     /// schema leaves out are then passed over without a comparison.
@@ -103,9 +103,14 @@ impl FlatDecoder {
             })
             .collect::<Option<Vec<_>>>()?;
         let names: Vec<Box<[u8]>> = fields.iter().map(|f| f.name().as_bytes().into()).collect();
-        let mut index = FxHashMap::default();
-        for (position, name) in names.iter().enumerate() {
-            index.entry(name.clone()).or_insert(position);
+        let index: FxHashMap<Box<[u8]>, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(position, name)| (name.clone(), position))
+            .collect();
+        if index.len() < names.len() {
+            // A repeated name: arrow-json fills the first such field; the guess could not.
+            return None;
         }
         let lengths = names.iter().fold(0, |bits, name| bits | length_bit(name));
         Some(FlatDecoder {
@@ -875,6 +880,23 @@ mod tests {
             );
         }
         assert!(matches!(decoder.read(b" \r\n", &mut slots), Record::Blank));
+    }
+
+    #[test]
+    fn a_schema_that_repeats_a_name_or_nests_is_left_to_arrow_json() {
+        let repeated = Fields::from(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Int64, true),
+            Field::new("a", DataType::Utf8, true),
+        ]);
+        assert!(FlatDecoder::new(&repeated).is_none());
+        let nested = Fields::from(vec![Field::new(
+            "a",
+            DataType::Struct(Fields::from(vec![Field::new("b", DataType::Int64, true)])),
+            true,
+        )]);
+        assert!(FlatDecoder::new(&nested).is_none());
+        assert!(FlatDecoder::new(&fields()).is_some());
     }
 
     #[test]
