@@ -1,5 +1,6 @@
 //! The micro-batch engine: compiled plans, the loop that runs them, triggers and progress.
 
+mod agg_input;
 pub mod bad_records;
 pub mod batch_read;
 pub mod memory;

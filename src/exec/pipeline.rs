@@ -11,6 +11,7 @@ use datafusion::common::DFSchema;
 use datafusion::logical_expr::ExprSchemable;
 use datafusion::prelude::{DataFrame, SessionContext};
 
+use super::agg_input::DirectInputs;
 use super::scan::{EventTimeStats, ScanPlan, Scanned};
 use super::stateless::{apply_ops, frame};
 use crate::error::Result;
@@ -46,6 +47,8 @@ struct Stateful {
     operator: AggregateOperator,
     /// Late rows are kept (complete mode, or no window over a watermarked column).
     keeps_late: bool,
+    /// The projection compiled for the scanned schema, when it can skip DataFusion's planning.
+    direct: Option<DirectInputs>,
 }
 
 /// A compiled plan.
@@ -156,6 +159,7 @@ impl Pipeline {
                         projection: compiled.0 .0,
                         operator: compiled.0 .1,
                         keeps_late: !compiled.1 || mode == OutputMode::Complete,
+                        direct: None,
                     });
                 }
                 Op::Dedup(columns) => {
@@ -338,40 +342,54 @@ impl Pipeline {
             event_times,
             ..BatchStats::default()
         };
-        let df = frame(
-            &self.ctx,
-            Arc::clone(&scanned.schema),
-            scanned.batches.clone(),
-        )?;
-        let df = run_segments(
-            &self.ctx,
-            &self.metrics,
-            df,
-            &self.segments,
-            &mut stats.event_times,
-            &mut self.dedup,
-            late_watermark,
-            &mut stats.state,
-            &self.watermarks,
-        )
-        .await?;
+        let batches = match self.direct_inputs(scanned)? {
+            Some(direct) => scanned
+                .batches
+                .iter()
+                .map(|batch| direct.evaluate(batch))
+                .collect::<Result<Vec<_>>>()?,
+            None => {
+                let df = frame(
+                    &self.ctx,
+                    Arc::clone(&scanned.schema),
+                    scanned.batches.clone(),
+                )?;
+                let df = run_segments(
+                    &self.ctx,
+                    &self.metrics,
+                    df,
+                    &self.segments,
+                    &mut stats.event_times,
+                    &mut self.dedup,
+                    late_watermark,
+                    &mut stats.state,
+                    &self.watermarks,
+                )
+                .await?;
+                let Some(stateful) = &mut self.stateful else {
+                    return Ok((df.collect().await?, stats));
+                };
+                let schema = df.schema().clone();
+                let state = self.ctx.state();
+                let lowering = Lowering {
+                    schema: &schema,
+                    state: &state,
+                    metrics: &self.metrics,
+                };
+                let projection = stateful
+                    .projection
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| Ok(lowering.lower(e)?.alias(format!("__agg_input_{i}"))))
+                    .collect::<Result<Vec<_>>>()?;
+                df.select(projection)?.collect().await?
+            }
+        };
         let Some(stateful) = &mut self.stateful else {
-            return Ok((df.collect().await?, stats));
+            return Err(crate::error::Error::State(
+                "aggregation inputs without an aggregation".into(),
+            ));
         };
-        let schema = df.schema().clone();
-        let state = self.ctx.state();
-        let lowering = Lowering {
-            schema: &schema,
-            state: &state,
-            metrics: &self.metrics,
-        };
-        let projection = stateful
-            .projection
-            .iter()
-            .enumerate()
-            .map(|(i, e)| Ok(lowering.lower(e)?.alias(format!("__agg_input_{i}"))))
-            .collect::<Result<Vec<_>>>()?;
-        let batches = df.select(projection)?.collect().await?;
         let late = if stateful.keeps_late {
             None
         } else {
@@ -388,6 +406,37 @@ impl Pipeline {
             stats.state.dropped_by_watermark += update.dropped_by_watermark;
         }
         Ok((vec![], stats))
+    }
+
+    /// Whether the aggregation read its inputs without DataFusion's planning (for tests).
+    #[cfg(test)]
+    pub(super) fn reads_inputs_directly(&self) -> bool {
+        self.stateful.as_ref().is_some_and(|s| s.direct.is_some())
+    }
+
+    /// The aggregation's inputs compiled for `scanned`'s schema, when nothing stands between
+    /// the scan and the aggregation and the inputs are column reads (see `agg_input`).
+    fn direct_inputs(&mut self, scanned: &Scanned) -> Result<Option<&DirectInputs>> {
+        let passes_through = self
+            .segments
+            .iter()
+            .all(|segment| matches!(segment, Segment::Ops(ops) if ops.is_empty()));
+        let Some(stateful) = self.stateful.as_mut().filter(|_| passes_through) else {
+            return Ok(None);
+        };
+        if !stateful
+            .direct
+            .as_ref()
+            .is_some_and(|direct| direct.fits(&scanned.schema))
+        {
+            stateful.direct = DirectInputs::compile(
+                &self.ctx,
+                &self.metrics,
+                &stateful.projection,
+                &scanned.schema,
+            )?;
+        }
+        Ok(stateful.direct.as_ref())
     }
 
     /// Emits what the stateful operator has for `mode` at `watermark`, through the
