@@ -357,14 +357,23 @@ impl Cursor<'_> {
         }
     }
 
-    /// Skips any JSON value, checking its grammar (a field the schema leaves out).
+    /// Skips any JSON value of a field the schema leaves out, checking what arrow-json checks
+    /// there (its grammar, but not a number's).
     fn skip_value(&mut self, depth: usize) -> Option<()> {
         match self.peek()? {
             b'"' => {
                 self.at += 1;
                 self.string().map(|_| ())
             }
-            b'-' | b'0'..=b'9' => self.number().map(|_| ()),
+            b'-' | b'0'..=b'9' => {
+                // arrow-json takes any run of number characters here and never parses it.
+                let rest = &self.bytes[self.at..];
+                self.at += rest
+                    .iter()
+                    .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                    .unwrap_or(rest.len());
+                Some(())
+            }
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),

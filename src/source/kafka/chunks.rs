@@ -182,7 +182,13 @@ impl KafkaSource {
             if cancel.is_cancelled() {
                 return Err(Error::Stopped);
             }
-            match self.consumer.poll(Duration::from_millis(100)) {
+            // Without waiting first: a poll with a timeout reads the clock, and there is
+            // usually a message ready.
+            let polled = match self.consumer.poll(Duration::ZERO) {
+                None => self.consumer.poll(Duration::from_millis(100)),
+                ready => ready,
+            };
+            match polled {
                 None => {
                     if std::mem::take(&mut progressed) {
                         last_progress = Instant::now();
