@@ -13,8 +13,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, BooleanBufferBuilder, Float32Array, Float64Array, Int32Array,
-    Int64Array, StringArray, StructArray,
+    ArrayRef, BooleanBufferBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder,
+    Int64Builder, StringArray, StructArray,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Fields};
@@ -447,47 +447,40 @@ struct Run {
     bytes: usize,
 }
 
+/// A column being built. Strings keep their own buffers, so an unescaped string is
+/// appended as bytes without another UTF-8 check (the record was checked whole).
 enum Column {
     Utf8 {
         offsets: Vec<i32>,
         data: Vec<u8>,
         valid: BooleanBufferBuilder,
     },
-    Boolean {
-        values: BooleanBufferBuilder,
-        valid: BooleanBufferBuilder,
-    },
-    Int32(Vec<i32>, BooleanBufferBuilder),
-    Int64(Vec<i64>, BooleanBufferBuilder),
-    Float32(Vec<f32>, BooleanBufferBuilder),
-    Float64(Vec<f64>, BooleanBufferBuilder),
+    Boolean(BooleanBuilder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Float32(Float32Builder),
+    Float64(Float64Builder),
 }
 
 impl Run {
     fn new(kinds: &[Kind], capacity: usize) -> Run {
         let columns = kinds
             .iter()
-            .map(|kind| {
-                let valid = BooleanBufferBuilder::new(capacity);
-                match kind {
-                    Kind::Utf8 => {
-                        let mut offsets = Vec::with_capacity(capacity + 1);
-                        offsets.push(0);
-                        Column::Utf8 {
-                            offsets,
-                            data: Vec::with_capacity(capacity * 8),
-                            valid,
-                        }
+            .map(|kind| match kind {
+                Kind::Utf8 => {
+                    let mut offsets = Vec::with_capacity(capacity + 1);
+                    offsets.push(0);
+                    Column::Utf8 {
+                        offsets,
+                        data: Vec::with_capacity(capacity * 8),
+                        valid: BooleanBufferBuilder::new(capacity),
                     }
-                    Kind::Boolean => Column::Boolean {
-                        values: BooleanBufferBuilder::new(capacity),
-                        valid,
-                    },
-                    Kind::Int32 => Column::Int32(Vec::with_capacity(capacity), valid),
-                    Kind::Int64 => Column::Int64(Vec::with_capacity(capacity), valid),
-                    Kind::Float32 => Column::Float32(Vec::with_capacity(capacity), valid),
-                    Kind::Float64 => Column::Float64(Vec::with_capacity(capacity), valid),
                 }
+                Kind::Boolean => Column::Boolean(BooleanBuilder::with_capacity(capacity)),
+                Kind::Int32 => Column::Int32(Int32Builder::with_capacity(capacity)),
+                Kind::Int64 => Column::Int64(Int64Builder::with_capacity(capacity)),
+                Kind::Float32 => Column::Float32(Float32Builder::with_capacity(capacity)),
+                Kind::Float64 => Column::Float64(Float64Builder::with_capacity(capacity)),
             })
             .collect();
         Run {
@@ -525,28 +518,13 @@ impl Run {
                     valid.append(true);
                     self.bytes += end - start;
                 }
-                (Column::Boolean { values, valid }, Slot::Bool(value)) => {
-                    values.append(value);
-                    valid.append(true);
-                }
-                (Column::Int32(values, valid), Slot::Int(value)) => {
-                    // Read as an i32, so it fits.
-                    values.push(value as i32);
-                    valid.append(true);
-                }
-                (Column::Int64(values, valid), Slot::Int(value)) => {
-                    values.push(value);
-                    valid.append(true);
-                }
-                (Column::Float32(values, valid), Slot::Float(value)) => {
-                    // Read as an f32, so this is exact.
-                    values.push(value as f32);
-                    valid.append(true);
-                }
-                (Column::Float64(values, valid), Slot::Float(value)) => {
-                    values.push(value);
-                    valid.append(true);
-                }
+                (Column::Boolean(values), Slot::Bool(value)) => values.append_value(value),
+                // Read as an i32, so it fits.
+                (Column::Int32(values), Slot::Int(value)) => values.append_value(value as i32),
+                (Column::Int64(values), Slot::Int(value)) => values.append_value(value),
+                // Read as an f32, so this is exact.
+                (Column::Float32(values), Slot::Float(value)) => values.append_value(value as f32),
+                (Column::Float64(values), Slot::Float(value)) => values.append_value(value),
                 (column, _) => column.push_null(),
             }
         }
@@ -593,26 +571,11 @@ impl Column {
                 offsets.push(data.len() as i32);
                 valid.append(false);
             }
-            Column::Boolean { values, valid } => {
-                values.append(false);
-                valid.append(false);
-            }
-            Column::Int32(values, valid) => {
-                values.push(0);
-                valid.append(false);
-            }
-            Column::Int64(values, valid) => {
-                values.push(0);
-                valid.append(false);
-            }
-            Column::Float32(values, valid) => {
-                values.push(0.0);
-                valid.append(false);
-            }
-            Column::Float64(values, valid) => {
-                values.push(0.0);
-                valid.append(false);
-            }
+            Column::Boolean(values) => values.append_null(),
+            Column::Int32(values) => values.append_null(),
+            Column::Int64(values) => values.append_null(),
+            Column::Float32(values) => values.append_null(),
+            Column::Float64(values) => values.append_null(),
         }
     }
 
@@ -633,23 +596,11 @@ impl Column {
                     nulls(valid),
                 ))
             }
-            Column::Boolean { values, valid } => {
-                Arc::new(BooleanArray::new(values.finish(), nulls(valid)))
-            }
-            Column::Int32(values, valid) => {
-                Arc::new(Int32Array::new(std::mem::take(values).into(), nulls(valid)))
-            }
-            Column::Int64(values, valid) => {
-                Arc::new(Int64Array::new(std::mem::take(values).into(), nulls(valid)))
-            }
-            Column::Float32(values, valid) => Arc::new(Float32Array::new(
-                std::mem::take(values).into(),
-                nulls(valid),
-            )),
-            Column::Float64(values, valid) => Arc::new(Float64Array::new(
-                std::mem::take(values).into(),
-                nulls(valid),
-            )),
+            Column::Boolean(values) => Arc::new(values.finish()),
+            Column::Int32(values) => Arc::new(values.finish()),
+            Column::Int64(values) => Arc::new(values.finish()),
+            Column::Float32(values) => Arc::new(values.finish()),
+            Column::Float64(values) => Arc::new(values.finish()),
         }
     }
 }
