@@ -21,35 +21,26 @@ pub(super) type Bounds = (i64, i64);
 /// The rows of a batch, sorted into the groups they update.
 #[derive(Default)]
 pub(super) struct GroupSorter<'k> {
-    index: FxHashMap<(&'k [u8], Bounds), u32>,
-    groups: Vec<(&'k [u8], Bounds)>,
-    /// (group, row), in row order.
-    pairs: Vec<(u32, u32)>,
+    index: FxHashMap<(&'k [u8], Bounds), usize>,
+    /// Each group in order of first appearance, with its rows in row order.
+    groups: Vec<(&'k [u8], Bounds, Vec<u32>)>,
 }
 
 impl<'k> GroupSorter<'k> {
     /// Row `row` updates the group of `key` in `bounds`.
     pub(super) fn add(&mut self, key: &'k [u8], bounds: Bounds, row: usize) {
-        let next = self.groups.len() as u32;
         let groups = &mut self.groups;
         let group = *self.index.entry((key, bounds)).or_insert_with(|| {
-            groups.push((key, bounds));
-            next
+            groups.push((key, bounds, Vec::new()));
+            groups.len() - 1
         });
         // Batches are far below u32::MAX rows (a chunk is 65,536 messages).
-        self.pairs.push((group, row as u32));
+        groups[group].2.push(row as u32);
     }
 
     /// Each group with its rows in row order.
     pub(super) fn groups(self) -> impl Iterator<Item = (&'k [u8], Bounds, Vec<u32>)> {
-        let mut rows: Vec<Vec<u32>> = vec![Vec::new(); self.groups.len()];
-        for (group, row) in self.pairs {
-            rows[group as usize].push(row);
-        }
-        self.groups
-            .into_iter()
-            .zip(rows)
-            .map(|((key, bounds), rows)| (key, bounds, rows))
+        self.groups.into_iter()
     }
 }
 
