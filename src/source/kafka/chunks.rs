@@ -4,7 +4,7 @@
 //! share a chunk's reading and parsing between them (`exec::shared_scan`). Reading routes
 //! each message to its chunk and hands a chunk on as soon as its last offset is in.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -13,7 +13,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::Offset;
 
-use super::columns::{Columns, MessageView};
+use super::columns::{Buffered, Columns, MessageView, SizeHint};
 use super::{offsets_from_json, KafkaSource, TopicPartition};
 use crate::error::{Error, Result};
 use crate::source::options::redact;
@@ -44,11 +44,85 @@ fn cut(topic: &str, partition: i32, from: i64, until: i64, width: i64) -> Vec<Ch
 
 /// A partition's chunks being read: the chunk the next offset falls in and its builders.
 struct Reading {
+    tp: TopicPartition,
     /// Indexes into the chunk list, in offset order.
     chunks: Vec<usize>,
     /// Position in `chunks` of the chunk being filled.
     current: usize,
     columns: Option<Columns>,
+    /// Where the partition's read ends: its last chunk's end.
+    until: i64,
+    /// Not every chunk handed on yet.
+    pending: bool,
+}
+
+/// Hands chunks on as the partitions' reading reaches their ends.
+struct Router<'a> {
+    chunks: &'a [ChunkRange],
+    each: &'a mut dyn FnMut(usize, RecordBatch) -> Result<()>,
+    include_headers: bool,
+    hint: SizeHint,
+}
+
+impl Router<'_> {
+    /// Hands on every chunk of `state` that ends at or before `reached`, then adds `message`
+    /// to the chunk it falls in. True once every chunk of the partition is handed on.
+    fn route(
+        &mut self,
+        state: &mut Reading,
+        message: Option<&MessageView<'_>>,
+        reached: i64,
+    ) -> Result<bool> {
+        while state.current < state.chunks.len() {
+            let index = state.chunks[state.current];
+            if self.chunks[index].until > reached {
+                break;
+            }
+            let columns = state
+                .columns
+                .take()
+                .unwrap_or_else(|| Columns::new(self.include_headers));
+            (self.each)(index, columns.finish(&mut self.hint)?)?;
+            state.current += 1;
+        }
+        if state.current == state.chunks.len() {
+            return Ok(true);
+        }
+        if let Some(message) = message {
+            let chunk = &self.chunks[state.chunks[state.current]];
+            if message.offset >= chunk.from {
+                let (include_headers, hint) = (self.include_headers, self.hint);
+                state
+                    .columns
+                    .get_or_insert_with(|| {
+                        let rows = usize::try_from(chunk.until - message.offset).unwrap_or(0);
+                        Columns::with_capacity(include_headers, rows, hint)
+                    })
+                    .push(&state.tp.0, state.tp.1, message);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Routes `message` (at `reached`) and hands on what it completes; clears `pending` when
+    /// the partition is done.
+    fn deliver(&mut self, state: &mut Reading, message: &MessageView<'_>) -> Result<()> {
+        let done = self.route(state, Some(message), message.offset)?
+            || self.route(state, None, message.offset + 1)?;
+        if done {
+            state.pending = false;
+        }
+        Ok(())
+    }
+}
+
+/// The partition the last messages came from (a poll returns runs of one partition), so a
+/// message costs no lookup by name: its reading (when this read wants it) and the offset
+/// after it, written to `KafkaSource::positions` when the run ends.
+struct Run {
+    tp: TopicPartition,
+    reading: Option<usize>,
+    next: i64,
 }
 
 impl KafkaSource {
@@ -89,96 +163,89 @@ impl KafkaSource {
         each: &mut dyn FnMut(usize, RecordBatch) -> Result<()>,
     ) -> Result<()> {
         let include_headers = self.include_headers;
-        let mut reading: BTreeMap<TopicPartition, Reading> = BTreeMap::new();
+        let mut by_partition: BTreeMap<TopicPartition, Vec<usize>> = BTreeMap::new();
+        let mut router = Router {
+            chunks,
+            each,
+            include_headers,
+            hint: self.size_hint,
+        };
         for (index, chunk) in chunks.iter().enumerate() {
             if chunk.from >= chunk.until {
-                each(index, Columns::new(include_headers).finish()?)?;
+                (router.each)(
+                    index,
+                    Columns::new(include_headers).finish(&mut router.hint)?,
+                )?;
                 continue;
             }
-            reading
+            by_partition
                 .entry((chunk.topic.clone(), chunk.partition))
-                .or_insert_with(|| Reading {
-                    chunks: Vec::new(),
-                    current: 0,
-                    columns: None,
-                })
-                .chunks
+                .or_default()
                 .push(index);
         }
-        for partition in reading.values_mut() {
-            partition.chunks.sort_by_key(|&i| chunks[i].from);
+        let mut reading: Vec<Reading> = by_partition
+            .into_iter()
+            .map(|(tp, mut indexes)| {
+                indexes.sort_by_key(|&i| chunks[i].from);
+                let until = indexes.last().map_or(0, |&i| chunks[i].until);
+                Reading {
+                    tp,
+                    chunks: indexes,
+                    current: 0,
+                    columns: None,
+                    until,
+                    pending: true,
+                }
+            })
+            .collect();
+        if reading.is_empty() {
+            return Ok(());
         }
         let starts: BTreeMap<TopicPartition, i64> = reading
             .iter()
-            .map(|(tp, r)| (tp.clone(), chunks[r.chunks[0]].from))
+            .map(|r| (r.tp.clone(), chunks[r.chunks[0]].from))
             .collect();
-        let ends: HashMap<TopicPartition, i64> = reading
-            .iter()
-            .map(|(tp, r)| (tp.clone(), chunks[r.chunks[r.chunks.len() - 1]].until))
-            .collect();
-        if starts.is_empty() {
-            return Ok(());
-        }
         self.position_at(&starts)?;
-        let mut route = |tp: &TopicPartition,
-                         reading: &mut BTreeMap<TopicPartition, Reading>,
-                         message: Option<&MessageView<'_>>,
-                         reached: i64|
-         -> Result<bool> {
-            // Hands on every chunk that ends at or before `reached`, then adds `message`.
-            let Some(state) = reading.get_mut(tp) else {
-                return Ok(true);
-            };
-            while state.current < state.chunks.len() {
-                let index = state.chunks[state.current];
-                if chunks[index].until > reached {
-                    break;
-                }
-                let columns = state
-                    .columns
-                    .take()
-                    .unwrap_or_else(|| Columns::new(include_headers));
-                each(index, columns.finish()?)?;
-                state.current += 1;
-            }
-            if state.current == state.chunks.len() {
-                return Ok(true);
-            }
-            if let Some(message) = message {
-                let chunk = &chunks[state.chunks[state.current]];
-                if message.offset >= chunk.from {
-                    state
-                        .columns
-                        .get_or_insert_with(|| Columns::new(include_headers))
-                        .push(&tp.0, tp.1, message);
-                }
-            }
-            Ok(false)
-        };
-        let mut pending: HashMap<TopicPartition, i64> = HashMap::new();
-        for (tp, until) in &ends {
-            let mut done = false;
-            if let Some(buffer) = self.buffered.get_mut(tp) {
+        for state in &mut reading {
+            if let Some(buffer) = self.buffered.get_mut(&state.tp) {
                 while let Some(message) = buffer.front() {
-                    if message.offset >= *until {
+                    if message.offset >= state.until || !state.pending {
                         break;
                     }
-                    let view = message.view();
-                    done = route(tp, &mut reading, Some(&view), view.offset)?;
-                    done = done || route(tp, &mut reading, None, view.offset + 1)?;
+                    router.deliver(state, &message.view())?;
                     buffer.pop_front();
                 }
             }
-            if !done {
-                pending.insert(tp.clone(), *until);
-            }
         }
+        let mut run = None;
+        let polled = self.poll_into(&mut reading, &mut router, &mut run, cancel);
+        if let Some(run) = run {
+            self.positions.insert(run.tp, run.next);
+        }
+        polled?;
+        // Partitions whose chunks ended in offsets the log does not hold.
+        for state in &mut reading {
+            router.route(state, None, i64::MAX)?;
+        }
+        self.size_hint = router.hint;
+        Ok(())
+    }
+
+    /// Polls until every partition of `reading` is read to its end. `run` is the partition
+    /// of the last message polled; the caller records its position.
+    fn poll_into(
+        &mut self,
+        reading: &mut [Reading],
+        router: &mut Router<'_>,
+        run: &mut Option<Run>,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        let include_headers = self.include_headers;
         let mut last_progress = Instant::now();
-        // Per message: no clock read, and no new String for its topic while it is the same
-        // partition as the message before (a poll returns runs of one partition).
+        // Per message: no clock read, and no lookup by topic name while it is the same
+        // partition as the message before.
         let mut progressed = false;
-        let mut current: Option<TopicPartition> = None;
-        while !pending.is_empty() {
+        while reading.iter().any(|r| r.pending) {
             if cancel.is_cancelled() {
                 return Err(Error::Stopped);
             }
@@ -198,7 +265,7 @@ impl KafkaSource {
                              behind; still waiting",
                             self.bootstrap,
                             last_progress.elapsed(),
-                            pending.len()
+                            reading.iter().filter(|r| r.pending).count()
                         );
                         last_progress = Instant::now();
                     }
@@ -207,18 +274,15 @@ impl KafkaSource {
                     // Caught up with the log: offsets still missing below a chunk's end were
                     // compacted away or were transaction markers.
                     if let Ok(positions) = self.consumer.position() {
-                        let mut finished = Vec::new();
-                        for tp in pending.keys() {
-                            if let Some(Offset::Offset(at)) =
-                                positions.find_partition(&tp.0, tp.1).map(|e| e.offset())
+                        for state in reading.iter_mut().filter(|r| r.pending) {
+                            if let Some(Offset::Offset(at)) = positions
+                                .find_partition(&state.tp.0, state.tp.1)
+                                .map(|e| e.offset())
                             {
-                                if route(tp, &mut reading, None, at)? {
-                                    finished.push(tp.clone());
+                                if router.route(state, None, at)? {
+                                    state.pending = false;
                                 }
                             }
-                        }
-                        for tp in finished {
-                            pending.remove(&tp);
                         }
                     }
                 }
@@ -230,54 +294,61 @@ impl KafkaSource {
                 }
                 Some(Ok(message)) => {
                     progressed = true;
-                    let same = current
-                        .as_ref()
-                        .is_some_and(|(t, p)| *p == message.partition() && t == message.topic());
-                    if !same {
-                        current = None;
-                    }
-                    let tp: &TopicPartition = current
-                        .get_or_insert_with(|| (message.topic().to_string(), message.partition()));
                     let view = MessageView::of(&message, include_headers);
-                    match self.positions.get_mut(tp) {
-                        Some(next) => *next = view.offset + 1,
-                        None => {
-                            self.positions.insert(tp.clone(), view.offset + 1);
+                    let same = run.as_ref().is_some_and(|r| {
+                        r.tp.1 == message.partition() && r.tp.0 == message.topic()
+                    });
+                    if !same {
+                        let tp = (message.topic().to_string(), message.partition());
+                        let index = reading.iter().position(|r| r.tp == tp);
+                        if let Some(old) = run.replace(Run {
+                            tp,
+                            reading: index,
+                            next: view.offset,
+                        }) {
+                            self.positions.insert(old.tp, old.next);
                         }
                     }
-                    let Some(&until) = pending.get(tp) else {
-                        // A partition not in this read: keep it for a later batch instead of
-                        // fetching it again.
-                        self.buffered
-                            .entry(tp.clone())
-                            .or_default()
-                            .push_back(view.to_owned());
+                    let Some(current) = run.as_mut() else {
                         continue;
                     };
-                    if view.offset >= until {
+                    current.next = view.offset + 1;
+                    let state = match current.reading {
+                        Some(index) if reading[index].pending => &mut reading[index],
+                        // A partition not in this read, or one read to its end: keep the
+                        // message for a later batch instead of fetching it again.
+                        _ => {
+                            buffer(&mut self.buffered, &current.tp, &view);
+                            continue;
+                        }
+                    };
+                    if view.offset >= state.until {
                         // Past this read's end: kept likewise, and the chunks before it are
                         // complete (the offsets between were compacted away).
-                        self.buffered
-                            .entry(tp.clone())
-                            .or_default()
-                            .push_back(view.to_owned());
-                        route(tp, &mut reading, None, i64::MAX)?;
-                        pending.remove(tp);
+                        buffer(&mut self.buffered, &current.tp, &view);
+                        router.route(state, None, i64::MAX)?;
+                        state.pending = false;
                         continue;
                     }
-                    let done = route(tp, &mut reading, Some(&view), view.offset)?
-                        || route(tp, &mut reading, None, view.offset + 1)?;
-                    if done {
-                        pending.remove(tp);
-                    }
+                    router.deliver(state, &view)?;
                 }
             }
         }
-        // Partitions whose chunks ended in offsets the log does not hold.
-        for tp in ends.keys() {
-            route(tp, &mut reading, None, i64::MAX)?;
-        }
         Ok(())
+    }
+}
+
+/// Keeps a message polled ahead of the batch that wants it.
+fn buffer(
+    buffered: &mut HashMap<TopicPartition, VecDeque<Buffered>>,
+    tp: &TopicPartition,
+    message: &MessageView<'_>,
+) {
+    match buffered.get_mut(tp) {
+        Some(queue) => queue.push_back(message.to_owned()),
+        None => {
+            buffered.insert(tp.clone(), VecDeque::from([message.to_owned()]));
+        }
     }
 }
 

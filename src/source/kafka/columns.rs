@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
-    StructBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, RecordBatch,
+    StringBuilder, StructBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Fields};
 use rdkafka::message::{Headers, Message, Timestamp};
@@ -111,21 +111,55 @@ pub(super) struct Columns {
     headers: Option<ListBuilder<StructBuilder>>,
 }
 
+/// Bytes a chunk's messages are expected to take, learnt from the chunks before it: its
+/// builders are sized once instead of doubling (and copying) their way up to a chunk of
+/// several megabytes.
+#[derive(Default, Clone, Copy)]
+pub(super) struct SizeHint {
+    key_bytes: usize,
+    value_bytes: usize,
+    topic_bytes: usize,
+}
+
+impl SizeHint {
+    /// Learns the sizes per message of a finished chunk's builders.
+    fn learn(&mut self, columns: &Columns) {
+        let rows = columns.offset.len();
+        if rows > 0 {
+            self.key_bytes = columns.key.values_slice().len().div_ceil(rows);
+            self.value_bytes = columns.value.values_slice().len().div_ceil(rows);
+            self.topic_bytes = columns.topic.values_slice().len().div_ceil(rows);
+        }
+    }
+}
+
+/// Messages a chunk's builders are sized for at most: a chunk holds `CHUNK_ROWS` messages
+/// or fewer, so this bounds only a hint gone wrong.
+const MAX_SIZED_ROWS: usize = 1 << 20;
+
 impl Columns {
     pub fn new(include_headers: bool) -> Self {
+        Self::with_capacity(include_headers, 0, SizeHint::default())
+    }
+
+    /// Builders for `rows` messages of about the sizes `hint` learnt (an eighth more, so a
+    /// chunk a little above the average does not double its buffer at the end).
+    pub fn with_capacity(include_headers: bool, rows: usize, hint: SizeHint) -> Self {
+        let rows = rows.min(MAX_SIZED_ROWS);
+        let bytes = |per_row: usize| (rows * per_row).saturating_add(rows * per_row / 8);
         Columns {
             headers: include_headers.then(|| {
                 ListBuilder::new(StructBuilder::from_fields(header_fields(), 0)).with_field(
                     Arc::new(Field::new("item", DataType::Struct(header_fields()), true)),
                 )
             }),
-            key: BinaryBuilder::new(),
-            value: BinaryBuilder::new(),
-            topic: StringBuilder::new(),
-            partition: Int32Builder::new(),
-            offset: Int64Builder::new(),
-            timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            timestamp_type: Int32Builder::new(),
+            key: BinaryBuilder::with_capacity(rows, bytes(hint.key_bytes)),
+            value: BinaryBuilder::with_capacity(rows, bytes(hint.value_bytes)),
+            topic: StringBuilder::with_capacity(rows, bytes(hint.topic_bytes)),
+            partition: Int32Builder::with_capacity(rows),
+            offset: Int64Builder::with_capacity(rows),
+            timestamp: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            timestamp_type: Int32Builder::with_capacity(rows),
         }
     }
 
@@ -152,7 +186,9 @@ impl Columns {
         }
     }
 
-    pub fn finish(mut self) -> Result<RecordBatch> {
+    /// The chunk's record batch; `hint` learns its sizes for the next chunk.
+    pub fn finish(mut self, hint: &mut SizeHint) -> Result<RecordBatch> {
+        hint.learn(&self);
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.key.finish()),
             Arc::new(self.value.finish()),

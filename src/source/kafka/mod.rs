@@ -29,7 +29,7 @@ use crate::illegal;
 mod chunks;
 mod columns;
 
-use columns::{header_fields, Buffered};
+use columns::{header_fields, Buffered, SizeHint};
 
 /// A topic and partition.
 type TopicPartition = (String, i32);
@@ -102,6 +102,8 @@ pub struct KafkaSource {
     include_headers: bool,
     /// Each partition's earliest offset when last asked (`latest_offset`).
     low_marks: HashMap<TopicPartition, i64>,
+    /// Message sizes of the chunks read so far, to size the next chunk's builders.
+    size_hint: SizeHint,
 }
 
 /// Java-client options Spark users pass that have no librdkafka twin, with what to do.
@@ -265,6 +267,7 @@ impl KafkaSource {
             buffered: HashMap::new(),
             include_headers: include_headers(map)?,
             low_marks: HashMap::new(),
+            size_hint: SizeHint::default(),
         })
     }
 
