@@ -417,15 +417,19 @@ impl KafkaSource {
 ///
 /// A smaller prefetch queue: every query has a consumer of its own, and librdkafka's default
 /// `queued.min.messages` (100,000 messages, each ~270 bytes of JSON plus its per-message op)
-/// held by three queries was ~200 MB of the seed pipeline's 488 MB peak RSS. 20,000 messages
-/// are ~80 ms of reading at 250,000 messages/s, more than a fetch takes to refill the queue,
-/// so reading is as fast (issue-8 benchmark: 488 -> 284 MB, ticks/s unchanged).
+/// held by three queries was ~200 MB of the seed pipeline's 488 MB peak RSS. librdkafka keeps
+/// one fetch in flight per broker, and a fetch brings at most `max.partition.fetch.bytes`
+/// (1 MB, ~3,900 such messages) per partition, so a queue deeper than a fetch or two should
+/// not read faster from a broker farther away either (measured on loopback only): it holds
+/// more. 5,000 messages (~20 ms of reading at
+/// 250,000 messages/s) read as fast as 20,000 and 100,000 did (issue-8 benchmark: 488 -> 284
+/// MB at 20,000, ~20 MB less again at 5,000, ticks/s unchanged).
 fn set_fetch_defaults(config: &mut ClientConfig, options: &Options) {
     for (name, value) in [
         ("fetch.wait.max.ms", "100"),
         ("fetch.error.backoff.ms", "10"),
         ("fetch.queue.backoff.ms", "10"),
-        ("queued.min.messages", "20000"),
+        ("queued.min.messages", "5000"),
     ] {
         if options.get(&format!("kafka.{name}")).is_none() {
             config.set(name, value);
