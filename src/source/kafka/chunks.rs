@@ -52,8 +52,13 @@ struct Reading {
     columns: Option<Columns>,
     /// Where the partition's read ends: its last chunk's end.
     until: i64,
+}
+
+impl Reading {
     /// Not every chunk handed on yet.
-    pending: bool,
+    fn pending(&self) -> bool {
+        self.current < self.chunks.len()
+    }
 }
 
 /// Hands chunks on as the partitions' reading reaches their ends.
@@ -104,13 +109,10 @@ impl Router<'_> {
         Ok(false)
     }
 
-    /// Routes `message` (at `reached`) and hands on what it completes; clears `pending` when
-    /// the partition is done.
+    /// Routes `message` and hands on the chunk it completes.
     fn deliver(&mut self, state: &mut Reading, message: &MessageView<'_>) -> Result<()> {
-        let done = self.route(state, Some(message), message.offset)?
-            || self.route(state, None, message.offset + 1)?;
-        if done {
-            state.pending = false;
+        if !self.route(state, Some(message), message.offset)? {
+            self.route(state, None, message.offset + 1)?;
         }
         Ok(())
     }
@@ -194,7 +196,6 @@ impl KafkaSource {
                     current: 0,
                     columns: None,
                     until,
-                    pending: true,
                 }
             })
             .collect();
@@ -209,7 +210,7 @@ impl KafkaSource {
         for state in &mut reading {
             if let Some(buffer) = self.buffered.get_mut(&state.tp) {
                 while let Some(message) = buffer.front() {
-                    if message.offset >= state.until || !state.pending {
+                    if message.offset >= state.until || !state.pending() {
                         break;
                     }
                     router.deliver(state, &message.view())?;
@@ -240,12 +241,11 @@ impl KafkaSource {
         run: &mut Option<Run>,
         cancel: &Cancel,
     ) -> Result<()> {
-        let include_headers = self.include_headers;
         let mut last_progress = Instant::now();
         // Per message: no clock read, and no lookup by topic name while it is the same
         // partition as the message before.
         let mut progressed = false;
-        while reading.iter().any(|r| r.pending) {
+        while reading.iter().any(Reading::pending) {
             if cancel.is_cancelled() {
                 return Err(Error::Stopped);
             }
@@ -265,7 +265,7 @@ impl KafkaSource {
                              behind; still waiting",
                             self.bootstrap,
                             last_progress.elapsed(),
-                            reading.iter().filter(|r| r.pending).count()
+                            reading.iter().filter(|r| r.pending()).count()
                         );
                         last_progress = Instant::now();
                     }
@@ -274,14 +274,12 @@ impl KafkaSource {
                     // Caught up with the log: offsets still missing below a chunk's end were
                     // compacted away or were transaction markers.
                     if let Ok(positions) = self.consumer.position() {
-                        for state in reading.iter_mut().filter(|r| r.pending) {
+                        for state in reading.iter_mut().filter(|r| r.pending()) {
                             if let Some(Offset::Offset(at)) = positions
                                 .find_partition(&state.tp.0, state.tp.1)
                                 .map(|e| e.offset())
                             {
-                                if router.route(state, None, at)? {
-                                    state.pending = false;
-                                }
+                                router.route(state, None, at)?;
                             }
                         }
                     }
@@ -294,7 +292,7 @@ impl KafkaSource {
                 }
                 Some(Ok(message)) => {
                     progressed = true;
-                    let view = MessageView::of(&message, include_headers);
+                    let view = MessageView::of(&message, router.include_headers);
                     let same = run.as_ref().is_some_and(|r| {
                         r.tp.1 == message.partition() && r.tp.0 == message.topic()
                     });
@@ -314,7 +312,7 @@ impl KafkaSource {
                     };
                     current.next = view.offset + 1;
                     let state = match current.reading {
-                        Some(index) if reading[index].pending => &mut reading[index],
+                        Some(index) if reading[index].pending() => &mut reading[index],
                         // A partition not in this read, or one read to its end: keep the
                         // message for a later batch instead of fetching it again.
                         _ => {
@@ -327,7 +325,6 @@ impl KafkaSource {
                         // complete (the offsets between were compacted away).
                         buffer(&mut self.buffered, &current.tp, &view);
                         router.route(state, None, i64::MAX)?;
-                        state.pending = false;
                         continue;
                     }
                     router.deliver(state, &view)?;
