@@ -5,6 +5,7 @@
 mod errors;
 mod ingest;
 mod kafka;
+mod log_bridge;
 mod query;
 mod session;
 
@@ -18,5 +19,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     query::register(m)?;
     kafka::register(m)?;
     ingest::register(m)?;
+    log_bridge::register(m)?;
     Ok(())
 }

@@ -5,7 +5,9 @@ skips them and goes on with what is left."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -77,7 +79,9 @@ def test_offsets_removed_before_they_were_read(
     kafka_topic: str,
     tmp_path: Path,
     fail_on_data_loss: bool,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="ferrostream")
     seen.clear()
     assert create_topic(kafka_bootstrap, kafka_topic, partitions=1)
     produce(spark, kafka_bootstrap, kafka_topic, [f"a{i}" for i in range(50)])
@@ -108,3 +112,11 @@ def test_offsets_removed_before_they_were_read(
         q.stop()
         assert q.exception() is None
         assert sorted(seen) == list(range(50)) + list(range(80, 100))
+        # The warning reaches Python's logging (from the engine's log thread, a moment later).
+        skipped = f"skipping removed offsets 50..80 of {kafka_topic}-0"
+        deadline = time.monotonic() + 10
+        while not any(skipped in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+            time.sleep(0.05)
+        record = next(r for r in caplog.records if skipped in r.getMessage())
+        assert (record.name, record.levelno) == ("ferrostream.source.kafka", logging.WARNING)
