@@ -86,7 +86,7 @@ impl Router<'_> {
             let columns = state
                 .columns
                 .take()
-                .unwrap_or_else(|| Columns::new(self.include_headers));
+                .unwrap_or_else(|| Columns::empty(self.include_headers));
             (self.each)(index, columns.finish(&mut self.hint)?)?;
             state.current += 1;
         }
@@ -101,9 +101,14 @@ impl Router<'_> {
                     .columns
                     .get_or_insert_with(|| {
                         let rows = usize::try_from(chunk.until - message.offset).unwrap_or(0);
-                        Columns::with_capacity(include_headers, rows, hint)
+                        Columns::with_capacity(
+                            include_headers,
+                            (&state.tp.0, state.tp.1),
+                            rows,
+                            hint,
+                        )
                     })
-                    .push(&state.tp.0, state.tp.1, message);
+                    .push(message);
             }
         }
         Ok(false)
@@ -176,7 +181,7 @@ impl KafkaSource {
             if chunk.from >= chunk.until {
                 (router.each)(
                     index,
-                    Columns::new(include_headers).finish(&mut router.hint)?,
+                    Columns::empty(include_headers).finish(&mut router.hint)?,
                 )?;
                 continue;
             }

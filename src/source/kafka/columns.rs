@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, RecordBatch,
-    StringBuilder, StructBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, BinaryBuilder, Int32Array, Int32Builder, Int64Builder, ListBuilder,
+    RecordBatch, StringArray, StringBuilder, StructBuilder, TimestampMicrosecondBuilder,
 };
+use arrow::buffer::{Buffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field, Fields};
 use rdkafka::message::{Headers, Message, Timestamp};
 
@@ -99,12 +100,13 @@ fn timestamp_of(timestamp: Timestamp) -> (i64, i32) {
     }
 }
 
-/// Column builders for one chunk.
+/// Column builders for one chunk, which is one partition's: its `topic` and `partition`
+/// columns are written whole when it is finished, not a value per message.
 pub(super) struct Columns {
+    topic: String,
+    partition: i32,
     key: BinaryBuilder,
     value: BinaryBuilder,
-    topic: StringBuilder,
-    partition: Int32Builder,
     offset: Int64Builder,
     timestamp: TimestampMicrosecondBuilder,
     timestamp_type: Int32Builder,
@@ -118,7 +120,6 @@ pub(super) struct Columns {
 pub(super) struct SizeHint {
     key_bytes: usize,
     value_bytes: usize,
-    topic_bytes: usize,
 }
 
 impl SizeHint {
@@ -128,7 +129,6 @@ impl SizeHint {
         if rows > 0 {
             self.key_bytes = columns.key.values_slice().len().div_ceil(rows);
             self.value_bytes = columns.value.values_slice().len().div_ceil(rows);
-            self.topic_bytes = columns.topic.values_slice().len().div_ceil(rows);
         }
     }
 }
@@ -138,13 +138,20 @@ impl SizeHint {
 const MAX_SIZED_ROWS: usize = 1 << 20;
 
 impl Columns {
-    pub fn new(include_headers: bool) -> Self {
-        Self::with_capacity(include_headers, 0, SizeHint::default())
+    /// Builders for a chunk without messages.
+    pub fn empty(include_headers: bool) -> Self {
+        Self::with_capacity(include_headers, ("", 0), 0, SizeHint::default())
     }
 
-    /// Builders for `rows` messages of about the sizes `hint` learnt (an eighth more, so a
-    /// chunk a little above the average does not double its buffer at the end).
-    pub fn with_capacity(include_headers: bool, rows: usize, hint: SizeHint) -> Self {
+    /// Builders for `rows` messages of partition `tp` of about the sizes `hint` learnt (an
+    /// eighth more, so a chunk a little above the average does not double its buffer at the
+    /// end).
+    pub fn with_capacity(
+        include_headers: bool,
+        tp: (&str, i32),
+        rows: usize,
+        hint: SizeHint,
+    ) -> Self {
         let rows = rows.min(MAX_SIZED_ROWS);
         let bytes = |per_row: usize| (rows * per_row).saturating_add(rows * per_row / 8);
         Columns {
@@ -153,21 +160,19 @@ impl Columns {
                     Arc::new(Field::new("item", DataType::Struct(header_fields()), true)),
                 )
             }),
+            topic: tp.0.to_string(),
+            partition: tp.1,
             key: BinaryBuilder::with_capacity(rows, bytes(hint.key_bytes)),
             value: BinaryBuilder::with_capacity(rows, bytes(hint.value_bytes)),
-            topic: StringBuilder::with_capacity(rows, bytes(hint.topic_bytes)),
-            partition: Int32Builder::with_capacity(rows),
             offset: Int64Builder::with_capacity(rows),
             timestamp: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
             timestamp_type: Int32Builder::with_capacity(rows),
         }
     }
 
-    pub fn push(&mut self, topic: &str, partition: i32, message: &MessageView<'_>) {
+    pub fn push(&mut self, message: &MessageView<'_>) {
         self.key.append_option(message.key);
         self.value.append_option(message.value);
-        self.topic.append_value(topic);
-        self.partition.append_value(partition);
         self.offset.append_value(message.offset);
         self.timestamp.append_value(message.timestamp.0);
         self.timestamp_type.append_value(message.timestamp.1);
@@ -189,11 +194,17 @@ impl Columns {
     /// The chunk's record batch; `hint` learns its sizes for the next chunk.
     pub fn finish(mut self, hint: &mut SizeHint) -> Result<RecordBatch> {
         hint.learn(&self);
+        let rows = self.offset.len();
+        let topic = StringArray::new(
+            OffsetBuffer::from_repeated_length(self.topic.len(), rows),
+            Buffer::from(self.topic.repeat(rows).into_bytes()),
+            None,
+        );
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.key.finish()),
             Arc::new(self.value.finish()),
-            Arc::new(self.topic.finish()),
-            Arc::new(self.partition.finish()),
+            Arc::new(topic),
+            Arc::new(Int32Array::from_value(self.partition, rows)),
             Arc::new(self.offset.finish()),
             Arc::new(self.timestamp.finish()),
             Arc::new(self.timestamp_type.finish()),
