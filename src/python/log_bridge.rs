@@ -137,6 +137,10 @@ fn forward(queue: Receiver<Message>, dropped: &AtomicU64) {
             to_stderr(&entry);
         }
     }
+    // Records queued by threads that had not yet seen the stop.
+    while let Ok(Message::Record(entry)) = queue.try_recv() {
+        to_stderr(&entry);
+    }
 }
 
 /// Stops the forwarding thread (registered with `atexit`); records after this go to stderr.
