@@ -2,7 +2,7 @@
 //! warnings (a broker that does not answer, skipped offsets, a failed file removal) where
 //! Spark prints its WARN lines, and configures them the Python way. A record of module
 //! `ferrostream::source::kafka` goes to logger `ferrostream.source.kafka`; a dependency's to
-//! `ferrostream.<its target>` (librdkafka's to `ferrostream.librdkafka`).
+//! `ferrostream.<its target>` (librdkafka's and the rdkafka crate's to `ferrostream.librdkafka`).
 //!
 //! The engine's threads never wait for the GIL: a Python caller may hold it while it waits on
 //! them (a query's `stop()` joining its thread). They queue the record and one thread of ours
@@ -32,8 +32,12 @@ fn python_level(level: Level) -> u8 {
     }
 }
 
-/// The Python logger a record of `target` goes to.
+/// The Python logger a record of `target` goes to. librdkafka's own log lines and the
+/// errors the rdkafka crate reports for it (target `rdkafka::client`) share one logger.
 fn logger_name(target: &str) -> String {
+    if target == "librdkafka" || target.starts_with("rdkafka") {
+        return "ferrostream.librdkafka".to_string();
+    }
     let dotted = target.replace("::", ".");
     if dotted == "ferrostream" || dotted.starts_with("ferrostream.") {
         dotted

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Map, Value};
 
@@ -80,14 +81,36 @@ pub fn include_headers(map: &BTreeMap<String, String>) -> Result<bool> {
     Options::new(map, "kafka source").bool("includeHeaders", false)
 }
 
+/// The source's clients' context. librdkafka reports a partition's end through the error
+/// callback too (when a client closes with one pending); the source asks for partition ends
+/// (`enable.partition.eof`) and handles them, so they are not errors. The rest are warnings:
+/// a running query waits out an unreachable broker (as Spark's Java client, which says WARN).
+struct SourceContext;
+
+impl ClientContext for SourceContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF)
+        {
+            return;
+        }
+        log::warn!(target: "librdkafka", "librdkafka: {error}: {reason}");
+    }
+}
+
+impl ConsumerContext for SourceContext {}
+
+/// A client of the source.
+type Client = BaseConsumer<SourceContext>;
+
 /// A Kafka source.
 pub struct KafkaSource {
     /// Fetches the messages of the assigned partitions.
-    consumer: BaseConsumer,
+    consumer: Client,
     /// Asks for metadata and offsets on connections of its own: a broker answers one
     /// request per connection at a time, so on the consumer's connections these would queue
     /// behind a fetch the broker holds for up to `fetch.wait.max.ms` (0.5 s per request).
-    offsets: BaseConsumer,
+    offsets: Client,
     subscription: Subscription,
     starting: Bound,
     ending: Bound,
@@ -242,8 +265,8 @@ impl KafkaSource {
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "error");
-        let create = |config: &ClientConfig| -> Result<BaseConsumer> {
-            config.create().map_err(|e| {
+        let create = |config: &ClientConfig| -> Result<Client> {
+            config.create_with_context(SourceContext).map_err(|e| {
                 illegal!(
                     "kafka source: invalid Kafka client option: {}",
                     redact(&e.to_string(), &client_options)
