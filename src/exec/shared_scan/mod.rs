@@ -12,7 +12,8 @@
 //! claims the chunks of its share of the partitions nobody claimed yet (preferring those it
 //! read last, so its consumer does not seek), and leaves the rest for later. Queries arriving
 //! together thus read and parse different partitions side by side; a partition nobody claimed
-//! by the time a query reaches it is claimed then, by whoever comes first.
+//! by the time a query reaches it is claimed then, by whoever comes first. A member alone on
+//! its first batch claims half the partitions, leaving the rest to queries started after it.
 //!
 //! Nothing waits on a chunk that is not being computed: a query claims the chunks it will
 //! compute, computes all of them before waiting on anyone, and a claim dropped without a
@@ -212,10 +213,16 @@ impl Member {
                 .get(&(passed.topic.clone(), passed.partition))
                 .is_some_and(|&start| passed.until <= start)
         });
+        let first_batch = inner.reached.get(&self.id).is_none_or(HashMap::is_empty);
         inner.reached.entry(self.id).or_default().extend(starts);
         let key = |chunk: &ChunkRange| (Arc::clone(group), chunk.clone());
-        // A lone member claims too: a query joining while it computes takes the chunk.
-        let members = inner.group_size(group).max(1);
+        // A lone member claims too: a query joining while it computes takes the chunk. On its
+        // first batch it counts on one more: queries started one after another (the seed
+        // pipeline's three) join while it reads and compute the partitions it left, where
+        // they would otherwise wait for it to read the whole batch alone. It reads the rest
+        // itself if nobody comes.
+        let alone = inner.group_size(group) <= 1;
+        let members = inner.group_size(group).max(1) + usize::from(alone && first_batch);
         let mut partitions: Vec<Partition> = Vec::new();
         let mut taken: Vec<Partition> = Vec::new();
         for chunk in chunks {

@@ -109,6 +109,22 @@ fn members_arriving_together_split_a_batch_by_partition() {
 }
 
 #[test]
+fn a_lone_member_leaves_half_its_first_batch_for_queries_starting_after_it() {
+    let cache = Arc::new(ScanCache::default());
+    let a = cache.join("g");
+    let batch = [on(0, 0), on(1, 0)];
+    assert_eq!(kinds(&a.claim_batch(&batch)), "CL");
+    // `b` starts while `a` reads partition 0: it computes partition 1, which `a` takes.
+    let b = cache.join("g");
+    assert_eq!(kinds(&b.claim_batch(&batch)), "TC");
+    assert!(matches!(a.claim(&batch[1]), Claim::Take(_)));
+    // Alone again after its first batch (`b` left), `a` claims the whole batch.
+    drop(b);
+    let next = [on(0, 10), on(1, 10)];
+    assert_eq!(kinds(&a.claim_batch(&next)), "CC");
+}
+
+#[test]
 fn a_partition_left_for_later_is_claimed_by_whoever_reaches_it() {
     let cache = Arc::new(ScanCache::default());
     let (a, b) = (cache.join("g"), cache.join("g"));
