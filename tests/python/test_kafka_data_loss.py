@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,6 +15,7 @@ import pytest
 from ferrostream.errors import StreamingQueryException
 from ferrostream.kafka import create_topic
 from ferrostream.sql import SparkSession
+from log_records import wait_for_record
 
 KAFKA_SH = Path(__file__).resolve().parents[2] / "scripts" / "kafka.sh"
 
@@ -113,10 +113,5 @@ def test_offsets_removed_before_they_were_read(
         assert q.exception() is None
         assert sorted(seen) == list(range(50)) + list(range(80, 100))
         # The warning reaches Python's logging (from the engine's log thread, a moment later).
-        skipped = f"skipping removed offsets 50..80 of {kafka_topic}-0"
-        deadline = time.monotonic() + 10
-        while not any(skipped in r.getMessage() for r in caplog.records):
-            assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
-            time.sleep(0.05)
-        record = next(r for r in caplog.records if skipped in r.getMessage())
+        record = wait_for_record(caplog, f"skipping removed offsets 50..80 of {kafka_topic}-0")
         assert (record.name, record.levelno) == ("ferrostream.source.kafka", logging.WARNING)

@@ -16,6 +16,7 @@ import pytest
 
 from ferrostream.errors import PySparkException
 from ferrostream.sql import SparkSession
+from log_records import wait_for_record
 
 # Nothing listens on port 1: the connection is refused at once.
 NOBODY = "127.0.0.1:1"
@@ -41,11 +42,7 @@ def test_a_refused_connection_is_logged_under_ferrostream(
     caplog.set_level(logging.WARNING, logger="ferrostream")
     with pytest.raises(PySparkException, match=f"brokers at {NOBODY}"):
         start_unreachable(spark)
-    deadline = time.monotonic() + 10
-    while not any(REFUSED in r.getMessage() for r in caplog.records):
-        assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
-        time.sleep(0.05)
-    record = next(r for r in caplog.records if REFUSED in r.getMessage())
+    record = wait_for_record(caplog, REFUSED)
     assert record.name == "ferrostream.librdkafka"
     assert record.levelno >= logging.WARNING
 

@@ -221,8 +221,8 @@ impl Member {
         // pipeline's three) join while it reads and compute the partitions it left, where
         // they would otherwise wait for it to read the whole batch alone. It reads the rest
         // itself if nobody comes.
-        let alone = inner.group_size(group) <= 1;
-        let members = inner.group_size(group).max(1) + usize::from(alone && first_batch);
+        let size = inner.group_size(group);
+        let members = size.max(1) + usize::from(size <= 1 && first_batch);
         let mut partitions: Vec<Partition> = Vec::new();
         let mut taken: Vec<Partition> = Vec::new();
         for chunk in chunks {
