@@ -1,6 +1,6 @@
 //! `from_json` over Kafka-shaped ticks: the benchmark pipeline's parsing stage alone,
 //! `select(from_json(col("value").cast("string"), <12 fields>).alias("t")).select("t.*")`
-//! on binary `value`s in chunks of 65,536 messages (the Kafka source's chunk), one core.
+//! on binary `value`s in chunks of 65,536 messages, one core.
 //!
 //!     cargo bench --no-default-features --bench from_json -- [ticks]
 //!

@@ -102,3 +102,60 @@ fn batches_are_exact_offset_ranges_and_reruns_repeat_them() {
     expected.sort();
     assert_eq!(seen, expected);
 }
+
+/// The consumer is read on a thread of its own that hands chunks to the caller: a caller
+/// failing on a chunk stops the reading with its own error, and the source reads the same
+/// range again in full afterwards.
+#[test]
+fn a_failing_chunk_consumer_stops_the_read_and_the_range_reads_again() {
+    let bootstrap = common::kafka::bootstrap();
+    let topic = format!("rust-source-stop-{}", std::process::id());
+    create_topic(&bootstrap, &topic, 2, Duration::from_secs(30)).expect("topic");
+    produce(&bootstrap, &topic, 200_000);
+
+    let map = options(&[
+        ("kafka.bootstrap.servers", &bootstrap),
+        ("subscribe", &topic),
+        ("startingOffsets", "earliest"),
+    ]);
+    let mut source = KafkaSource::new(&map, true).expect("source");
+    let cancel = Cancel::default();
+    let start = source.initial_offset().expect("initial");
+    let end = source
+        .latest_offset(&start, ReadLimit::Configured)
+        .expect("latest");
+    let chunks = source
+        .plan_chunks(&start, &end)
+        .expect("planned")
+        .expect("kafka plans chunks");
+    assert!(
+        chunks.len() >= 4,
+        "100,000 messages per partition: several chunks each"
+    );
+    let mut handed = Vec::new();
+    let error = source
+        .read_chunks(&chunks, &cancel, &mut |index, batch| {
+            assert_eq!(
+                batch.num_rows() as i64,
+                chunks[index].until - chunks[index].from,
+                "a chunk holds its whole range"
+            );
+            handed.push(index);
+            if handed.len() == 2 {
+                return Err(ferrostream::error::Error::Sink("stop here".into()));
+            }
+            Ok(())
+        })
+        .expect_err("the consumer's error comes back");
+    assert!(error.to_string().contains("stop here"), "{error}");
+    assert_eq!(handed.len(), 2, "nothing is handed on after the error");
+
+    let again = source.get_batch(&start, &end, &cancel).expect("read again");
+    let read = rows(&again);
+    assert_eq!(read.len(), 200_000);
+    let offsets: Vec<(i32, i64)> = read.iter().map(|r| (r.0, r.1)).collect();
+    let expected: Vec<(i32, i64)> = (0..2)
+        .flat_map(|p| (0..100_000).map(move |o| (p, o)))
+        .collect();
+    assert_eq!(offsets, expected, "every offset once, none lost or doubled");
+}

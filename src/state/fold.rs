@@ -34,7 +34,7 @@ impl<'k> GroupSorter<'k> {
             groups.push((key, bounds, Vec::new()));
             groups.len() - 1
         });
-        // Batches are far below u32::MAX rows (a chunk is 65,536 messages).
+        // Batches are far below u32::MAX rows (a chunk is at most 32,768 messages).
         groups[group].2.push(row as u32);
     }
 

@@ -3,8 +3,16 @@
 //! query reading the same offsets of the same topic cuts them the same way and a session can
 //! share a chunk's reading and parsing between them (`exec::shared_scan`). Reading routes
 //! each message to its chunk and hands a chunk on as soon as its last offset is in.
+//!
+//! The consumer is polled on a thread of its own, which hands each finished chunk to the
+//! query's thread (as Flink's Kafka fetcher thread hands records to its task): the next
+//! chunk is read while the query parses and aggregates the last one. Polled on the query's
+//! thread, reading stopped while a chunk was processed, librdkafka's shallow prefetch queue
+//! filled, and the next poll waited for a fetch round trip; a third of both cores was idle in
+//! the seed pipeline. The handover holds one finished chunk: a reader at most one chunk ahead.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -20,8 +28,10 @@ use crate::source::options::redact;
 use crate::source::{Cancel, ChunkRange, SourceOffset};
 
 /// Messages a batch holds in memory at once, over all partitions: a chunk is this divided
-/// by the partitions of the batch (at least `MIN_CHUNK`).
-const CHUNK_ROWS: i64 = 65_536;
+/// by the partitions of the batch (at least `MIN_CHUNK`). With the reader thread a query
+/// holds the chunk it processes and the one handed over next; at 65,536 the seed pipeline
+/// peaked ~25 MB higher and ran no faster (benches/RESULTS.md).
+const CHUNK_ROWS: i64 = 32_768;
 const MIN_CHUNK: i64 = 1_024;
 
 /// Cuts `[from, until)` at multiples of `width`.
@@ -162,8 +172,45 @@ impl KafkaSource {
     /// Reads `chunks` (each partition's in offset order, possibly with gaps between them) and
     /// hands each one to `each` with its index once its last offset is in. Every chunk is
     /// handed on exactly once, empty if the log holds nothing there (compacted away, or
-    /// transaction markers).
+    /// transaction markers). `each` runs on the calling thread, the reading on a thread of
+    /// its own; an error of either stops both and is returned (the caller's first).
     pub(super) fn read_chunk_list(
+        &mut self,
+        chunks: &[ChunkRange],
+        cancel: &Cancel,
+        each: &mut dyn FnMut(usize, RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let (handover, finished) = mpsc::sync_channel::<(usize, RecordBatch)>(0);
+        std::thread::scope(|scope| {
+            let reader = std::thread::Builder::new()
+                .name("ferrostream-kafka".into())
+                .spawn_scoped(scope, move || {
+                    self.read_chunks_on(chunks, cancel, &mut |index, batch| {
+                        // The receiver is gone only when the caller failed or stopped.
+                        handover.send((index, batch)).map_err(|_| Error::Stopped)
+                    })
+                })
+                .map_err(|e| Error::Source(format!("kafka source: starting a reader: {e}")))?;
+            let mut handed = Ok(());
+            for (index, batch) in finished.iter() {
+                handed = each(index, batch);
+                if handed.is_err() {
+                    break;
+                }
+            }
+            // Unblocks a reader waiting to hand over a chunk: its send fails and it returns.
+            drop(finished);
+            let read = reader.join().unwrap_or_else(|_| {
+                Err(Error::Source(
+                    "kafka source: the reader thread panicked".into(),
+                ))
+            });
+            handed.and(read)
+        })
+    }
+
+    /// `read_chunk_list`'s reading, on the reader thread.
+    fn read_chunks_on(
         &mut self,
         chunks: &[ChunkRange],
         cancel: &Cancel,
