@@ -55,19 +55,24 @@ fn rows(batches: &[RecordBatch]) -> Vec<(i32, i64, String)> {
     out
 }
 
-#[test]
-fn batches_are_exact_offset_ranges_and_reruns_repeat_them() {
+/// A new 2-partition topic holding `count` messages (`m0`, `m1`, ... alternating between
+/// the partitions), and the source options that read it from the beginning.
+fn filled_topic(name: &str, count: usize) -> BTreeMap<String, String> {
     let bootstrap = common::kafka::bootstrap();
-    let topic = format!("rust-source-{}", std::process::id());
+    let topic = format!("{name}-{}", std::process::id());
     create_topic(&bootstrap, &topic, 2, Duration::from_secs(30)).expect("topic");
-    produce(&bootstrap, &topic, 1_000);
-
-    let map = options(&[
+    produce(&bootstrap, &topic, count);
+    options(&[
         ("kafka.bootstrap.servers", &bootstrap),
         ("subscribe", &topic),
         ("startingOffsets", "earliest"),
-        ("maxOffsetsPerTrigger", "300"),
-    ]);
+    ])
+}
+
+#[test]
+fn batches_are_exact_offset_ranges_and_reruns_repeat_them() {
+    let mut map = filled_topic("rust-source", 1_000);
+    map.insert("maxOffsetsPerTrigger".into(), "300".into());
     let mut source = KafkaSource::new(&map, true).expect("source");
     let cancel = Cancel::default();
     let mut start = source.initial_offset().expect("initial");
@@ -108,16 +113,7 @@ fn batches_are_exact_offset_ranges_and_reruns_repeat_them() {
 /// range again in full afterwards.
 #[test]
 fn a_failing_chunk_consumer_stops_the_read_and_the_range_reads_again() {
-    let bootstrap = common::kafka::bootstrap();
-    let topic = format!("rust-source-stop-{}", std::process::id());
-    create_topic(&bootstrap, &topic, 2, Duration::from_secs(30)).expect("topic");
-    produce(&bootstrap, &topic, 200_000);
-
-    let map = options(&[
-        ("kafka.bootstrap.servers", &bootstrap),
-        ("subscribe", &topic),
-        ("startingOffsets", "earliest"),
-    ]);
+    let map = filled_topic("rust-source-stop", 200_000);
     let mut source = KafkaSource::new(&map, true).expect("source");
     let cancel = Cancel::default();
     let start = source.initial_offset().expect("initial");
