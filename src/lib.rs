@@ -33,10 +33,3 @@ pub fn version() -> &'static str {
 fn _core(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
     python::register(m)
 }
-
-/// Every Rust allocation of the engine goes through mimalloc: its per-thread heaps take no
-/// lock, where glibc's malloc locks one of its arenas on every call (`exec::memory` sets how
-/// long it keeps freed pages). librdkafka's C allocations stay with glibc. On the issue-8
-/// benchmark: ~15 % less CPU and wall time (benches/RESULTS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -101,7 +101,7 @@ fn poisoned<T>(_: T) -> Error {
 impl Session {
     /// A new session.
     pub fn new() -> Self {
-        crate::exec::memory::tune_allocator();
+        crate::exec::memory::limit_arenas();
         Session {
             ctx: crate::exec::stateless::context(),
             tables: RwLock::default(),

@@ -1,66 +1,47 @@
-//! How much freed memory the allocator keeps for the engine.
+//! How much memory glibc's malloc keeps for the engine.
 //!
-//! The engine's Rust allocations go through mimalloc (`lib.rs`): per-thread heaps without
-//! the locks of glibc's arenas, which ~30 threads (query loops, their Kafka readers, tokio
-//! workers, librdkafka's broker threads) took turns on. mimalloc returns the pages a thread
-//! freed to the system after `purge_delay` (10 ms by default). The engine frees a chunk's
-//! Arrow buffers on one thread while the next chunk's are allocated on another, so on the
-//! issue-8 benchmark each thread's freed pages piled up for those 10 ms: 230–250 MB peak RSS
-//! against 190–200 MB at 1 ms, for the same speed (purging at once: 165 MB, ~15 % slower).
-//!
-//! librdkafka's C allocations stay with glibc, with its default arenas: capped at one per
-//! core (as before mimalloc), its broker threads and the readers freeing their messages
-//! contended for them, ~10 % slower at the same peak RSS.
+//! glibc gives each thread that meets a locked arena a new one, up to eight per core, and
+//! keeps what is freed in each arena for reuse by that arena. The engine's ~30 threads
+//! (query loops, tokio workers, librdkafka's broker threads) each allocate and free a
+//! chunk's worth of Arrow buffers in turn, so every arena grew to the largest chunk it ever
+//! saw: on the issue-8 benchmark a third of the peak RSS was free memory parked in arenas.
+//! librdkafka allocates through the same malloc, so this covers its buffers too (a Rust
+//! global allocator would not).
 
-use std::sync::Once;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod glibc {
+    use std::sync::Once;
 
-/// `mi_option_purge_delay` in mimalloc 2's `mi_option_t` (`mimalloc.h`); the crate's
-/// bindings name the options around it but not this one.
-const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    static LIMITED: Once = Once::new();
 
-/// Milliseconds mimalloc waits before it returns freed pages to the system.
-const PURGE_DELAY_MS: std::ffi::c_long = 1;
+    /// Whether the user chose the arena count (`MALLOC_ARENA_MAX` or the
+    /// `glibc.malloc.arena_max` tunable): theirs wins.
+    fn user_chose_arenas() -> bool {
+        std::env::var_os("MALLOC_ARENA_MAX").is_some()
+            || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"))
+    }
 
-static TUNED: Once = Once::new();
-
-/// Sets mimalloc's purge delay, once per process, unless the user chose it
-/// (`MIMALLOC_PURGE_DELAY`, or its old name `MIMALLOC_RESET_DELAY`): theirs wins. A session
-/// calls it when it is created.
-pub fn tune_allocator() {
-    TUNED.call_once(|| {
-        if ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"]
-            .iter()
-            .any(|name| std::env::var_os(name).is_some())
-        {
-            return;
-        }
-        // SAFETY: mi_option_set stores an option's value; mimalloc reads it on its next purge.
-        unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, PURGE_DELAY_MS) };
-    });
+    pub fn limit_arenas() {
+        LIMITED.call_once(|| {
+            if user_chose_arenas() {
+                return;
+            }
+            // One arena per core: no more threads than cores allocate at the same moment.
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
+            // SAFETY: mallopt only sets a malloc parameter; M_ARENA_MAX applies to arenas
+            // created from now on.
+            unsafe {
+                libc::mallopt(libc::M_ARENA_MAX, arenas);
+            }
+        });
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_purge_delay_sits_between_the_options_the_bindings_name() {
-        assert_eq!(
-            PURGE_DELAY,
-            libmimalloc_sys::mi_option_eager_commit_delay + 1
-        );
-        assert_eq!(PURGE_DELAY, libmimalloc_sys::mi_option_use_numa_nodes - 1);
-    }
-
-    #[test]
-    fn tuning_sets_the_purge_delay_unless_the_user_chose_one() {
-        tune_allocator();
-        // SAFETY: mi_option_get only reads an option.
-        let delay = unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) };
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none()
-            && std::env::var_os("MIMALLOC_RESET_DELAY").is_none()
-        {
-            assert_eq!(delay, PURGE_DELAY_MS);
-        }
-    }
+/// Caps glibc's malloc arenas at one per core, once per process, unless the user set
+/// `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES=glibc.malloc.arena_max=N`. Call it before the
+/// engine starts threads (a session does), so they share the arenas.
+pub fn limit_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    glibc::limit_arenas();
 }
