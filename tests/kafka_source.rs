@@ -155,3 +155,69 @@ fn a_failing_chunk_consumer_stops_the_read_and_the_range_reads_again() {
         .collect();
     assert_eq!(offsets, expected, "every offset once, none lost or doubled");
 }
+
+/// Transaction markers take offsets that no message has, so a batch whose range ends on one
+/// is only complete when the consumer reports the partition's end: the read must finish, with
+/// every committed message once.
+#[test]
+fn a_range_ending_on_transaction_markers_is_read_to_its_end() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::ClientConfig;
+
+    let bootstrap = common::kafka::bootstrap();
+    let topic = format!("rust-source-txn-{}", std::process::id());
+    create_topic(&bootstrap, &topic, 2, Duration::from_secs(30)).expect("topic");
+    let timeout = Duration::from_secs(30);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("transactional.id", format!("{topic}-producer"))
+        .create()
+        .expect("producer");
+    producer.init_transactions(timeout).expect("init");
+    let mut expected = Vec::new();
+    for round in 0..3 {
+        producer.begin_transaction().expect("begin");
+        for i in 0..10i32 {
+            let value = format!("t{round}-{i}");
+            producer
+                .send(
+                    BaseRecord::<(), _>::to(&topic)
+                        .partition(i % 2)
+                        .payload(&value),
+                )
+                .map_err(|(e, _)| e)
+                .expect("sent");
+            expected.push(value);
+        }
+        producer.commit_transaction(timeout).expect("commit");
+    }
+    let map = options(&[
+        ("kafka.bootstrap.servers", &bootstrap),
+        ("subscribe", &topic),
+        ("startingOffsets", "earliest"),
+    ]);
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut source = KafkaSource::new(&map, true).expect("source");
+        let start = source.initial_offset().expect("initial");
+        let end = source
+            .latest_offset(&start, ReadLimit::Configured)
+            .expect("latest");
+        // Each partition's log holds 15 messages and 3 commit markers.
+        let planned = source.rows_between(&start, &end);
+        let batch = source.get_batch(&start, &end, &Cancel::default());
+        let _ = done.send((planned, batch.map(|b| rows(&b))));
+    });
+    let (planned, read) = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the read finished within a minute");
+    assert_eq!(
+        planned,
+        Some(36),
+        "the planned range counts the markers' offsets"
+    );
+    let mut values: Vec<String> = read.expect("read").into_iter().map(|r| r.2).collect();
+    values.sort();
+    expected.sort();
+    assert_eq!(values, expected);
+}

@@ -16,11 +16,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use rdkafka::consumer::Consumer;
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::Offset;
 
+use super::batch_poll::{ConsumerQueue, Fetched};
 use super::columns::{Buffered, Columns, MessageView, SizeHint};
 use super::{offsets_from_json, KafkaSource, TopicPartition};
 use crate::error::{Error, Result};
@@ -293,6 +290,9 @@ impl KafkaSource {
         run: &mut Option<Run>,
         cancel: &Cancel,
     ) -> Result<()> {
+        let mut queue = ConsumerQueue::of(&self.consumer).ok_or_else(|| {
+            Error::Source("kafka source: the consumer has no message queue".into())
+        })?;
         let mut last_progress = Instant::now();
         // Per message: no clock read, and no lookup by topic name while it is the same
         // partition as the message before.
@@ -301,86 +301,91 @@ impl KafkaSource {
             if cancel.is_cancelled() {
                 return Err(Error::Stopped);
             }
-            // Without waiting first: a poll with a timeout reads the clock, and there is
-            // usually a message ready.
-            let polled = match self.consumer.poll(Duration::ZERO) {
-                None => self.consumer.poll(Duration::from_millis(100)),
-                ready => ready,
-            };
-            match polled {
-                None => {
-                    if std::mem::take(&mut progressed) {
-                        last_progress = Instant::now();
-                    } else if last_progress.elapsed() > self.timeout * 4 {
-                        log::warn!(
-                            "kafka source: no data from {} for {:?} while {} partition(s) are \
-                             behind; still waiting",
-                            self.bootstrap,
-                            last_progress.elapsed(),
-                            reading.iter().filter(|r| r.pending()).count()
-                        );
-                        last_progress = Instant::now();
-                    }
-                }
-                Some(Err(KafkaError::PartitionEOF(_))) => {
-                    // Caught up with the log: offsets still missing below a chunk's end were
-                    // compacted away or were transaction markers.
-                    if let Ok(positions) = self.consumer.position() {
-                        for state in reading.iter_mut().filter(|r| r.pending()) {
-                            if let Some(Offset::Offset(at)) = positions
-                                .find_partition(&state.tp.0, state.tp.1)
-                                .map(|e| e.offset())
-                            {
-                                router.route(state, None, at)?;
-                            }
-                        }
-                    }
-                }
-                Some(Err(error)) => {
+            let polled = queue.poll(Duration::from_millis(100));
+            if polled == 0 {
+                if std::mem::take(&mut progressed) {
+                    last_progress = Instant::now();
+                } else if last_progress.elapsed() > self.timeout * 4 {
                     log::warn!(
-                        "kafka source: {}",
-                        redact(&error.to_string(), &self.client_options)
+                        "kafka source: no data from {} for {:?} while {} partition(s) are \
+                         behind; still waiting",
+                        self.bootstrap,
+                        last_progress.elapsed(),
+                        reading.iter().filter(|r| r.pending()).count()
                     );
+                    last_progress = Instant::now();
                 }
-                Some(Ok(message)) => {
-                    progressed = true;
-                    let view = MessageView::of(&message, router.include_headers);
-                    let same = run.as_ref().is_some_and(|r| {
-                        r.tp.1 == message.partition() && r.tp.0 == message.topic()
-                    });
-                    if !same {
-                        let tp = (message.topic().to_string(), message.partition());
-                        let index = reading.iter().position(|r| r.tp == tp);
-                        if let Some(old) = run.replace(Run {
-                            tp,
-                            reading: index,
-                            next: view.offset,
-                        }) {
-                            self.positions.insert(old.tp, old.next);
+                continue;
+            }
+            for index in 0..polled {
+                let Some(fetched) = queue.get(index, router.include_headers) else {
+                    break;
+                };
+                let (topic, partition, view) = match fetched {
+                    Fetched::PartitionEof {
+                        topic,
+                        partition,
+                        offset,
+                    } => {
+                        // Caught up with the partition's log: offsets still missing below a
+                        // chunk's end were compacted away or were transaction markers.
+                        let state = reading
+                            .iter_mut()
+                            .find(|r| r.tp.1 == partition && r.tp.0.as_bytes() == topic);
+                        if let Some(state) = state.filter(|r| r.pending()) {
+                            router.route(state, None, offset)?;
                         }
-                    }
-                    let Some(current) = run.as_mut() else {
                         continue;
-                    };
-                    current.next = view.offset + 1;
-                    let state = match current.reading {
-                        Some(index) if reading[index].pending() => &mut reading[index],
-                        // A partition not in this read, or one read to its end: keep the
-                        // message for a later batch instead of fetching it again.
-                        _ => {
-                            buffer(&mut self.buffered, &current.tp, &view);
-                            continue;
-                        }
-                    };
-                    if view.offset >= state.until {
-                        // Past this read's end: kept likewise, and the chunks before it are
-                        // complete (the offsets between were compacted away).
+                    }
+                    Fetched::Error(error) => {
+                        log::warn!(
+                            "kafka source: {}",
+                            redact(&error.to_string(), &self.client_options)
+                        );
+                        continue;
+                    }
+                    Fetched::Message {
+                        topic,
+                        partition,
+                        view,
+                    } => (topic, partition, view),
+                };
+                progressed = true;
+                let same = run
+                    .as_ref()
+                    .is_some_and(|r| r.tp.1 == partition && r.tp.0.as_bytes() == topic);
+                if !same {
+                    let tp = (String::from_utf8_lossy(topic).into_owned(), partition);
+                    let index = reading.iter().position(|r| r.tp == tp);
+                    if let Some(old) = run.replace(Run {
+                        tp,
+                        reading: index,
+                        next: view.offset,
+                    }) {
+                        self.positions.insert(old.tp, old.next);
+                    }
+                }
+                let Some(current) = run.as_mut() else {
+                    continue;
+                };
+                current.next = view.offset + 1;
+                let state = match current.reading {
+                    Some(index) if reading[index].pending() => &mut reading[index],
+                    // A partition not in this read, or one read to its end: keep the
+                    // message for a later batch instead of fetching it again.
+                    _ => {
                         buffer(&mut self.buffered, &current.tp, &view);
-                        router.route(state, None, i64::MAX)?;
                         continue;
                     }
-                    router.deliver(state, &view)?;
+                };
+                if view.offset >= state.until {
+                    // Past this read's end: kept likewise, and the chunks before it are
+                    // complete (the offsets between were compacted away).
+                    buffer(&mut self.buffered, &current.tp, &view);
+                    router.route(state, None, i64::MAX)?;
+                    continue;
                 }
+                router.deliver(state, &view)?;
             }
         }
         Ok(())

@@ -9,7 +9,6 @@ use arrow::array::{
 };
 use arrow::buffer::{Buffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field, Fields};
-use rdkafka::message::{Headers, Message, Timestamp};
 
 use super::kafka_schema;
 use crate::error::Result;
@@ -29,17 +28,6 @@ pub(super) struct MessageView<'a> {
 }
 
 impl<'a> MessageView<'a> {
-    /// A view of a message librdkafka just delivered.
-    pub fn of<M: Message>(message: &'a M, include_headers: bool) -> Self {
-        MessageView {
-            offset: message.offset(),
-            key: message.key(),
-            value: message.payload(),
-            timestamp: timestamp_of(message.timestamp()),
-            headers: include_headers.then(|| headers_of(message)),
-        }
-    }
-
     /// A copy that outlives librdkafka's buffer.
     pub fn to_owned(&self) -> Buffered {
         Buffered {
@@ -80,24 +68,6 @@ pub(super) fn header_fields() -> Fields {
         Field::new("key", DataType::Utf8, true),
         Field::new("value", DataType::Binary, true),
     ])
-}
-
-/// The headers of a message, copied out of librdkafka's buffer.
-fn headers_of<M: Message>(message: &M) -> HeaderList {
-    message.headers().map_or_else(Vec::new, |headers| {
-        headers
-            .iter()
-            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-            .collect()
-    })
-}
-
-fn timestamp_of(timestamp: Timestamp) -> (i64, i32) {
-    match timestamp {
-        Timestamp::CreateTime(ms) => (ms * 1000, 0),
-        Timestamp::LogAppendTime(ms) => (ms * 1000, 1),
-        Timestamp::NotAvailable => (0, 0),
-    }
 }
 
 /// Column builders for one chunk, which is one partition's: its `topic` and `partition`

@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::expr::types::timestamp_type;
 use crate::illegal;
 
+mod batch_poll;
 mod chunks;
 mod columns;
 
@@ -105,8 +106,9 @@ type Client = BaseConsumer<SourceContext>;
 
 /// A Kafka source.
 pub struct KafkaSource {
-    /// Fetches the messages of the assigned partitions.
-    consumer: Client,
+    /// Fetches the messages of the assigned partitions (shared with the reader's
+    /// `ConsumerQueue`, which must not outlive it).
+    consumer: Arc<Client>,
     /// Asks for metadata and offsets on connections of its own: a broker answers one
     /// request per connection at a time, so on the consumer's connections these would queue
     /// behind a fetch the broker holds for up to `fetch.wait.max.ms` (0.5 s per request).
@@ -278,7 +280,7 @@ impl KafkaSource {
         let consumer = create(&config)?;
         let offsets = create(&config)?;
         Ok(KafkaSource {
-            consumer,
+            consumer: Arc::new(consumer),
             offsets,
             subscription,
             starting,
