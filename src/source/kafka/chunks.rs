@@ -272,6 +272,12 @@ impl KafkaSource {
         if let Some(run) = run {
             self.positions.insert(run.tp, run.next);
         }
+        if polled.is_err() {
+            // The rest of the last poll's messages were dropped unread: the consumer is
+            // past them, so the next read must assign it again.
+            self.positions.clear();
+            self.buffered.clear();
+        }
         polled?;
         // Partitions whose chunks ended in offsets the log does not hold.
         for state in &mut reading {
