@@ -158,7 +158,8 @@ fn a_failing_chunk_consumer_stops_the_read_and_the_range_reads_again() {
 
 /// Transaction markers take offsets that no message has, so a batch whose range ends on one
 /// is only complete when the consumer reports the partition's end: the read must finish, with
-/// every committed message once.
+/// every message once. As in Spark, the messages of an aborted transaction are read unless
+/// `kafka.isolation.level` is `read_committed`.
 #[test]
 fn a_range_ending_on_transaction_markers_is_read_to_its_end() {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -174,7 +175,7 @@ fn a_range_ending_on_transaction_markers_is_read_to_its_end() {
         .create()
         .expect("producer");
     producer.init_transactions(timeout).expect("init");
-    let mut expected = Vec::new();
+    let (mut all, mut committed) = (Vec::new(), Vec::new());
     for round in 0..3 {
         producer.begin_transaction().expect("begin");
         for i in 0..10i32 {
@@ -187,37 +188,53 @@ fn a_range_ending_on_transaction_markers_is_read_to_its_end() {
                 )
                 .map_err(|(e, _)| e)
                 .expect("sent");
-            expected.push(value);
+            all.push(value.clone());
+            if round != 1 {
+                committed.push(value);
+            }
         }
-        producer.commit_transaction(timeout).expect("commit");
+        producer.flush(timeout).expect("flushed");
+        if round == 1 {
+            producer.abort_transaction(timeout).expect("abort");
+        } else {
+            producer.commit_transaction(timeout).expect("commit");
+        }
     }
-    let map = options(&[
-        ("kafka.bootstrap.servers", &bootstrap),
-        ("subscribe", &topic),
-        ("startingOffsets", "earliest"),
-    ]);
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut source = KafkaSource::new(&map, true).expect("source");
-        let start = source.initial_offset().expect("initial");
-        let end = source
-            .latest_offset(&start, ReadLimit::Configured)
-            .expect("latest");
-        // Each partition's log holds 15 messages and 3 commit markers.
-        let planned = source.rows_between(&start, &end);
-        let batch = source.get_batch(&start, &end, &Cancel::default());
-        let _ = done.send((planned, batch.map(|b| rows(&b))));
-    });
-    let (planned, read) = finished
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the read finished within a minute");
-    assert_eq!(
-        planned,
-        Some(36),
-        "the planned range counts the markers' offsets"
-    );
-    let mut values: Vec<String> = read.expect("read").into_iter().map(|r| r.2).collect();
-    values.sort();
-    expected.sort();
-    assert_eq!(values, expected);
+    let read = |isolation: Option<&str>| {
+        let mut map = options(&[
+            ("kafka.bootstrap.servers", &bootstrap),
+            ("subscribe", &topic),
+            ("startingOffsets", "earliest"),
+        ]);
+        if let Some(level) = isolation {
+            map.insert("kafka.isolation.level".into(), level.into());
+        }
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut source = KafkaSource::new(&map, true).expect("source");
+            let start = source.initial_offset().expect("initial");
+            let end = source
+                .latest_offset(&start, ReadLimit::Configured)
+                .expect("latest");
+            let planned = source.rows_between(&start, &end);
+            let batch = source.get_batch(&start, &end, &Cancel::default());
+            let _ = done.send((planned, batch.map(|b| rows(&b))));
+        });
+        let (planned, read) = finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the read finished within a minute");
+        // Each partition's log holds 15 messages and 3 markers.
+        assert_eq!(
+            planned,
+            Some(36),
+            "the planned range counts the markers' offsets"
+        );
+        let mut values: Vec<String> = read.expect("read").into_iter().map(|r| r.2).collect();
+        values.sort();
+        values
+    };
+    all.sort();
+    committed.sort();
+    assert_eq!(read(None), all, "read uncommitted by default, as Spark");
+    assert_eq!(read(Some("read_committed")), committed);
 }
