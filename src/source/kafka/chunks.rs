@@ -327,7 +327,7 @@ impl KafkaSource {
                 let Some(fetched) = queue.get(index, router.include_headers) else {
                     break;
                 };
-                let (topic, partition, view) = match fetched {
+                match fetched {
                     Fetched::PartitionEof {
                         topic,
                         partition,
@@ -341,60 +341,69 @@ impl KafkaSource {
                         if let Some(state) = state.filter(|r| r.pending()) {
                             router.route(state, None, offset)?;
                         }
-                        continue;
                     }
-                    Fetched::Error(error) => {
-                        log::warn!(
-                            "kafka source: {}",
-                            redact(&error.to_string(), &self.client_options)
-                        );
-                        continue;
-                    }
+                    Fetched::Error(error) => log::warn!(
+                        "kafka source: {}",
+                        redact(&error.to_string(), &self.client_options)
+                    ),
                     Fetched::Message {
                         topic,
                         partition,
                         view,
-                    } => (topic, partition, view),
-                };
-                progressed = true;
-                let same = run
-                    .as_ref()
-                    .is_some_and(|r| r.tp.1 == partition && r.tp.0.as_bytes() == topic);
-                if !same {
-                    let tp = (String::from_utf8_lossy(topic).into_owned(), partition);
-                    let index = reading.iter().position(|r| r.tp == tp);
-                    if let Some(old) = run.replace(Run {
-                        tp,
-                        reading: index,
-                        next: view.offset,
-                    }) {
-                        self.positions.insert(old.tp, old.next);
+                    } => {
+                        progressed = true;
+                        self.take_message(reading, router, run, (topic, partition), &view)?;
                     }
                 }
-                let Some(current) = run.as_mut() else {
-                    continue;
-                };
-                current.next = view.offset + 1;
-                let state = match current.reading {
-                    Some(index) if reading[index].pending() => &mut reading[index],
-                    // A partition not in this read, or one read to its end: keep the
-                    // message for a later batch instead of fetching it again.
-                    _ => {
-                        buffer(&mut self.buffered, &current.tp, &view);
-                        continue;
-                    }
-                };
-                if view.offset >= state.until {
-                    // Past this read's end: kept likewise, and the chunks before it are
-                    // complete (the offsets between were compacted away).
-                    buffer(&mut self.buffered, &current.tp, &view);
-                    router.route(state, None, i64::MAX)?;
-                    continue;
-                }
-                router.deliver(state, &view)?;
             }
         }
         Ok(())
+    }
+
+    /// Routes one polled message to the chunk it falls in, or keeps it for a later batch.
+    fn take_message(
+        &mut self,
+        reading: &mut [Reading],
+        router: &mut Router<'_>,
+        run: &mut Option<Run>,
+        (topic, partition): (&[u8], i32),
+        view: &MessageView<'_>,
+    ) -> Result<()> {
+        let same = run
+            .as_ref()
+            .is_some_and(|r| r.tp.1 == partition && r.tp.0.as_bytes() == topic);
+        if !same {
+            let tp = (String::from_utf8_lossy(topic).into_owned(), partition);
+            let index = reading.iter().position(|r| r.tp == tp);
+            if let Some(old) = run.replace(Run {
+                tp,
+                reading: index,
+                next: view.offset,
+            }) {
+                self.positions.insert(old.tp, old.next);
+            }
+        }
+        let Some(current) = run.as_mut() else {
+            return Ok(());
+        };
+        current.next = view.offset + 1;
+        let state = match current.reading {
+            Some(index) if reading[index].pending() => &mut reading[index],
+            // A partition not in this read, or one read to its end: keep the message for a
+            // later batch instead of fetching it again.
+            _ => {
+                buffer(&mut self.buffered, &current.tp, view);
+                return Ok(());
+            }
+        };
+        if view.offset >= state.until {
+            // Past this read's end: kept likewise, and the chunks before it are complete
+            // (the offsets between were compacted away).
+            buffer(&mut self.buffered, &current.tp, view);
+            router.route(state, None, i64::MAX)?;
+            return Ok(());
+        }
+        router.deliver(state, view)
     }
 }
 
