@@ -341,13 +341,22 @@ fn consume_to_end(
     }
     let mut polled: Vec<*mut rdsys::rd_kafka_message_t> = Vec::with_capacity(BATCH);
     let mut outcome = Ok(());
-    while !ends.is_empty() && outcome.is_ok() {
-        // SAFETY: librdkafka writes at most BATCH message pointers into the spare capacity
-        // and returns how many (or -1, writing none).
-        let written =
-            unsafe { rdsys::rd_kafka_consume_batch_queue(queue, 100, polled.as_mut_ptr(), BATCH) };
+    // What is ready at once; when nothing is, wait up to 100 ms for one message (librdkafka
+    // waits for a whole batch or the timeout, which would add up to 100 ms at the end).
+    let consume = |polled: &mut Vec<*mut rdsys::rd_kafka_message_t>, timeout_ms, up_to| {
+        // SAFETY: librdkafka writes at most `up_to` (<= BATCH) message pointers into the
+        // spare capacity and returns how many (or -1, writing none).
+        let written = unsafe {
+            rdsys::rd_kafka_consume_batch_queue(queue, timeout_ms, polled.as_mut_ptr(), up_to)
+        };
         // SAFETY: the first `written` slots were initialised by librdkafka.
-        unsafe { polled.set_len(usize::try_from(written).unwrap_or(0).min(BATCH)) };
+        unsafe { polled.set_len(usize::try_from(written).unwrap_or(0).min(up_to)) };
+    };
+    while !ends.is_empty() && outcome.is_ok() {
+        consume(&mut polled, 0, BATCH);
+        if polled.is_empty() {
+            consume(&mut polled, 100, 1);
+        }
         for &message in &polled {
             if outcome.is_ok() {
                 // SAFETY: a message librdkafka just returned, destroyed only below.
