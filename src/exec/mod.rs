@@ -3,6 +3,7 @@
 mod agg_input;
 pub mod bad_records;
 pub mod batch_read;
+mod compiled_scan;
 pub mod memory;
 pub mod pipeline;
 pub mod progress;

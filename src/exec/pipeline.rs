@@ -205,6 +205,7 @@ impl Pipeline {
             input_schema,
             segments,
             watermarks: watermarks.clone(),
+            compiled: Default::default(),
         });
         Ok(Pipeline {
             ctx: ctx.clone(),
@@ -406,6 +407,12 @@ impl Pipeline {
             stats.state.dropped_by_watermark += update.dropped_by_watermark;
         }
         Ok((vec![], stats))
+    }
+
+    /// Whether the scan runs on plans made once (for tests).
+    #[cfg(test)]
+    pub(super) fn scans_on_fixed_plans(&self) -> bool {
+        self.scan.on_fixed_plans()
     }
 
     /// Whether the aggregation read its inputs without DataFusion's planning (for tests).

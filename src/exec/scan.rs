@@ -8,13 +8,14 @@
 //! waiting on it). The slices' rows are put back in their order and their statistics merged,
 //! so the result is that of one pass.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use datafusion::prelude::SessionContext;
 
+use super::compiled_scan::CompiledScan;
 use super::pipeline::{arrow_schema, run_segments, Segment, WatermarkDef};
 use super::stateless::frame;
 use crate::analysis;
@@ -35,10 +36,28 @@ pub struct ScanPlan {
     pub(super) input_schema: SchemaRef,
     pub(super) segments: Vec<Segment>,
     pub(super) watermarks: Vec<WatermarkDef>,
+    /// The segments planned once (see `compiled_scan`), one copy per slice running at once.
+    pub(super) compiled: Mutex<Compiled>,
+}
+
+/// The copies of a compiled scan not in use, or why there are none.
+#[derive(Default)]
+pub(super) struct Compiled {
+    idle: Vec<CompiledScan>,
+    /// The scan cannot run on fixed plans: it plans per chunk.
+    per_chunk: bool,
 }
 
 /// What scanning one slice gave.
 type SliceOutput = (Vec<RecordBatch>, SchemaRef, Vec<EventTimeStats>);
+
+/// One slice's scan: its output, the counters its from_json calls updated, and the compiled
+/// copy it ran on (idle again once its counters are absorbed).
+struct SliceRun {
+    output: Result<SliceOutput>,
+    metrics: Arc<ExprMetrics>,
+    compiled: Option<CompiledScan>,
+}
 
 impl ScanPlan {
     /// Scans `input`, counting malformed records (and keeping them, when `metrics` keeps
@@ -60,19 +79,15 @@ impl ScanPlan {
         let mut parts = slices(input, parts).into_iter();
         let first = parts.next().unwrap_or_default();
         let others: Vec<_> = parts
-            .map(|slice| {
-                let own = Arc::new(metrics.for_slice());
-                let task = handle.spawn(Arc::clone(self).run(slice, Arc::clone(&own)));
-                (own, task)
-            })
+            .map(|slice| handle.spawn(Arc::clone(self).run(slice, metrics.for_slice())))
             .collect();
-        let own = Arc::new(metrics.for_slice());
-        let mut outputs = vec![(Arc::clone(&own), Arc::clone(self).run(first, own).await)];
-        for (own, task) in others {
-            let output = task
-                .await
-                .unwrap_or_else(|e| Err(Error::State(format!("a scan task failed: {e}"))));
-            outputs.push((own, output));
+        let mut runs = vec![Arc::clone(self).run(first, metrics.for_slice()).await];
+        for task in others {
+            runs.push(task.await.unwrap_or_else(|e| SliceRun {
+                output: Err(Error::State(format!("a scan task failed: {e}"))),
+                metrics: Arc::new(metrics.for_slice()),
+                compiled: None,
+            }));
         }
         let mut scanned = Scanned {
             batches: Vec::new(),
@@ -82,32 +97,74 @@ impl ScanPlan {
             malformed: 0,
             bad_records: Vec::new(),
         };
-        for (own, output) in outputs {
+        let mut failure = None;
+        for run in runs {
             // Records of the slices before a failed one, and its own, stay in `metrics`
             // for the caller's FAILFAST message.
-            metrics.absorb(&own);
-            let (batches, schema, event_times) = output?;
-            scanned.batches.extend(batches);
-            scanned.schema = schema;
-            for (mine, theirs) in scanned.event_times.iter_mut().zip(&event_times) {
-                mine.merge(theirs);
+            if failure.is_none() {
+                metrics.absorb(&run.metrics);
             }
+            if let Some(compiled) = run.compiled {
+                // Idle copies keep empty counters (a slice's after a failure are dropped).
+                ExprMetrics::default().absorb(&compiled.metrics);
+                self.compiled_pool().idle.push(compiled);
+            }
+            match run.output {
+                Ok((batches, schema, event_times)) if failure.is_none() => {
+                    scanned.batches.extend(batches);
+                    scanned.schema = schema;
+                    for (mine, theirs) in scanned.event_times.iter_mut().zip(&event_times) {
+                        mine.merge(theirs);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
         scanned.malformed = metrics.malformed_rows() - malformed_before;
         scanned.bad_records = metrics.bad_records.take();
         Ok(scanned)
     }
 
-    async fn run(
-        self: Arc<Self>,
-        input: Vec<RecordBatch>,
-        metrics: Arc<ExprMetrics>,
-    ) -> Result<SliceOutput> {
+    /// Scans one slice, on the compiled plans when the scan has them; `fresh` counts its
+    /// from_json calls when it does not.
+    async fn run(self: Arc<Self>, input: Vec<RecordBatch>, fresh: ExprMetrics) -> SliceRun {
         let mut event_times = vec![EventTimeStats::default(); self.watermarks.len()];
+        if self.fits(&input) {
+            if let Some(compiled) = self.compiled_copy(&fresh).await {
+                let output = compiled
+                    .run(input, &self.watermarks, &mut event_times)
+                    .await
+                    .map(|(batches, schema)| (batches, schema, event_times));
+                return SliceRun {
+                    output,
+                    metrics: Arc::clone(&compiled.metrics),
+                    compiled: Some(compiled),
+                };
+            }
+        }
+        let metrics = Arc::new(fresh);
+        let output = self.plan_per_chunk(input, &metrics, event_times).await;
+        SliceRun {
+            output,
+            metrics,
+            compiled: None,
+        }
+    }
+
+    async fn plan_per_chunk(
+        &self,
+        input: Vec<RecordBatch>,
+        metrics: &Arc<ExprMetrics>,
+        mut event_times: Vec<EventTimeStats>,
+    ) -> Result<SliceOutput> {
         let df = frame(&self.ctx, Arc::clone(&self.input_schema), input)?;
         let df = run_segments(
             &self.ctx,
-            &metrics,
+            metrics,
             df,
             &self.segments,
             &mut event_times,
@@ -119,6 +176,51 @@ impl ScanPlan {
         .await?;
         let schema = arrow_schema(&df);
         Ok((df.collect().await?, schema, event_times))
+    }
+
+    /// Whether `input` has the rows the compiled plans were made for.
+    fn fits(&self, input: &[RecordBatch]) -> bool {
+        input.iter().all(|batch| {
+            let schema = batch.schema_ref();
+            Arc::ptr_eq(schema, &self.input_schema) || **schema == *self.input_schema
+        })
+    }
+
+    /// An idle copy of the compiled scan, or a new one; `None` when the scan plans per chunk.
+    async fn compiled_copy(&self, fresh: &ExprMetrics) -> Option<CompiledScan> {
+        {
+            let mut pool = self.compiled_pool();
+            if pool.per_chunk {
+                return None;
+            }
+            if let Some(copy) = pool.idle.pop() {
+                return Some(copy);
+            }
+        }
+        let metrics = Arc::new(fresh.for_slice());
+        let compiled =
+            CompiledScan::compile(&self.ctx, &self.input_schema, &self.segments, metrics).await;
+        match compiled {
+            Ok(Some(copy)) => Some(copy),
+            Ok(None) | Err(_) => {
+                // Planning per chunk reports whatever error planning gives, chunk by chunk.
+                self.compiled_pool().per_chunk = true;
+                None
+            }
+        }
+    }
+
+    /// Whether chunks run on compiled plans (for tests).
+    #[cfg(test)]
+    pub(super) fn on_fixed_plans(&self) -> bool {
+        let pool = self.compiled_pool();
+        !pool.per_chunk && !pool.idle.is_empty()
+    }
+
+    fn compiled_pool(&self) -> MutexGuard<'_, Compiled> {
+        self.compiled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -265,8 +367,14 @@ mod tests {
 
     /// `select(from_json(cast(value as string), "n long", mode))`.
     fn parsing(mode: &str) -> (super::super::Pipeline, Arc<ExprMetrics>) {
+        parsing_with(mode, "")
+    }
+
+    /// `select(<also>from_json(cast(value as string), "n long", mode))`, where `also` is
+    /// more select items, each followed by a comma.
+    fn parsing_with(mode: &str, also: &str) -> (super::super::Pipeline, Arc<ExprMetrics>) {
         let plan = crate::plan::Plan::from_json(&format!(
-            r#"{{"node":"project","exprs":[{{"kind":"alias","name":"t","expr":
+            r#"{{"node":"project","exprs":[{also}{{"kind":"alias","name":"t","expr":
                    {{"kind":"call","name":"from_json",
                      "args":[{{"kind":"cast","type":"string","expr":{{"kind":"col","name":"value"}}}}],
                      "options":{{"options":{{"mode":"{mode}"}},"schema":{{"type":"struct","fields":[
@@ -318,12 +426,37 @@ mod tests {
         let rows = MIN_SLICE_ROWS * 8 + 5;
         let bad = [3, MIN_SLICE_ROWS * 4 + 1, rows - 1];
         let (pipeline, metrics) = parsing("PERMISSIVE");
-        let scanned = crate::exec::runtime::block_on(pipeline.scan(messages(rows, &bad)))
-            .expect("runtime")
-            .expect("scan");
+        // The first chunk plans the scan, the second runs on those plans: both alike.
+        for chunk in 1..=2 {
+            let scanned = crate::exec::runtime::block_on(pipeline.scan(messages(rows, &bad)))
+                .expect("runtime")
+                .expect("scan");
+            assert!(pipeline.scans_on_fixed_plans());
+            assert_scanned(&scanned, rows, &bad);
+            assert_eq!(metrics.malformed_rows(), (chunk * bad.len()) as u64);
+        }
+    }
+
+    #[test]
+    fn a_scan_reading_the_clock_plans_every_chunk() {
+        let now = r#"{"kind":"alias","name":"at","expr":{"kind":"call","name":"current_timestamp","args":[]}},"#;
+        let (pipeline, _) = parsing_with("PERMISSIVE", now);
+        let bad = [1];
+        for _ in 1..=2 {
+            let scanned = crate::exec::runtime::block_on(pipeline.scan(messages(3, &bad)))
+                .expect("runtime")
+                .expect("scan");
+            assert!(!pipeline.scans_on_fixed_plans());
+            assert_eq!(scanned.malformed, 1);
+            assert_eq!(scanned.schema.field(0).name(), "at");
+        }
+    }
+
+    /// `scanned` holds rows `0..rows` parsed, but for the `bad` ones, which are counted and
+    /// kept in order.
+    fn assert_scanned(scanned: &Scanned, rows: usize, bad: &[usize]) {
         assert_eq!(scanned.rows, rows as u64);
         assert_eq!(scanned.malformed, bad.len() as u64);
-        assert_eq!(metrics.malformed_rows(), bad.len() as u64);
         let records: Vec<String> = scanned
             .bad_records
             .iter()
@@ -336,7 +469,7 @@ mod tests {
             .iter()
             .flat_map(|b| {
                 let parsed = b
-                    .column(0)
+                    .column(b.num_columns() - 1)
                     .as_struct()
                     .column(0)
                     .as_primitive::<Int64Type>();

@@ -46,9 +46,10 @@ impl ExprMetrics {
         slice
     }
 
-    /// Adds what a slice's counters saw (after the slices before it, so records stay in order).
+    /// Moves what a slice's counters saw here (after the slices before it, so records stay in
+    /// order), leaving the slice's counters empty for its next use.
     pub fn absorb(&self, slice: &ExprMetrics) {
-        self.add_malformed(slice.malformed_rows());
+        self.add_malformed(slice.malformed_rows.swap(0, Ordering::Relaxed));
         for record in slice.bad_records.take() {
             self.bad_records.push(record);
         }
