@@ -21,6 +21,9 @@ use arrow::datatypes::{DataType, Fields};
 use arrow::error::ArrowError;
 use rustc_hash::FxHashMap;
 
+mod layout;
+use layout::{Layout, Span};
+
 /// Past this many records the fast path could not read, a column's remaining records go
 /// straight to arrow-json (a stream whose records all need it pays for the fast path once).
 const MAX_MISSES: usize = 16;
@@ -135,13 +138,14 @@ impl FlatDecoder {
     {
         let mut run = Run::new(&self.kinds, records.len());
         let mut slots = vec![Slot::Missing; self.kinds.len()];
+        let mut layout = Layout::default();
         let mut misses = 0;
         for (row, record) in records.iter().enumerate() {
             let Some(text) = record else {
                 run.push_null();
                 continue;
             };
-            match self.read(text, &mut slots) {
+            match self.read(text, &mut slots, &mut layout) {
                 Record::Object => run.push(text, &slots),
                 Record::Blank => run.push_null(),
                 Record::Unsure => {
@@ -160,8 +164,9 @@ impl FlatDecoder {
         Ok(run.finish_into(&self.fields, pieces)?)
     }
 
-    /// Reads one record into `slots` (one per field).
-    fn read(&self, record: &[u8], slots: &mut [Slot]) -> Record {
+    /// Reads one record into `slots` (one per field): against the `layout` of the record
+    /// before, else field by field (and then its layout is kept).
+    fn read(&self, record: &[u8], slots: &mut [Slot], layout: &mut Layout) -> Record {
         let mut cursor = Cursor {
             bytes: record,
             at: 0,
@@ -171,14 +176,28 @@ impl FlatDecoder {
         if cursor.at == record.len() {
             return Record::Blank;
         }
+        let valid = |non_ascii: bool| !non_ascii || std::str::from_utf8(record).is_ok();
         slots.fill(Slot::Missing);
-        match self.object(&mut cursor, slots) {
-            Some(()) if !cursor.non_ascii || std::str::from_utf8(record).is_ok() => Record::Object,
+        if let Some(non_ascii) = layout.read(self, record, slots) {
+            return if valid(non_ascii) {
+                Record::Object
+            } else {
+                Record::Unsure
+            };
+        }
+        slots.fill(Slot::Missing);
+        layout.spans.clear();
+        match self.object(&mut cursor, slots, &mut layout.spans) {
+            Some(()) if valid(cursor.non_ascii) => {
+                layout.learn(record);
+                Record::Object
+            }
             _ => Record::Unsure,
         }
     }
 
-    fn object(&self, cursor: &mut Cursor, slots: &mut [Slot]) -> Option<()> {
+    /// Reads an object field by field, noting where each value is in `spans`.
+    fn object(&self, cursor: &mut Cursor, slots: &mut [Slot], spans: &mut Vec<Span>) -> Option<()> {
         cursor.expect(b'{')?;
         cursor.skip_whitespace();
         if cursor.peek()? == b'}' {
@@ -196,7 +215,9 @@ impl FlatDecoder {
                 cursor.skip_whitespace();
                 cursor.expect(b':')?;
                 cursor.skip_whitespace();
-                match self.position(name, guess) {
+                let start = cursor.at;
+                let field = self.position(name, guess);
+                match field {
                     Some(index) => {
                         if !matches!(slots[index], Slot::Missing) {
                             return None;
@@ -206,6 +227,11 @@ impl FlatDecoder {
                     }
                     None => cursor.skip_value(0)?,
                 }
+                spans.push(Span {
+                    start,
+                    end: cursor.at,
+                    field,
+                });
                 cursor.skip_whitespace();
                 match cursor.next()? {
                     b',' => cursor.skip_whitespace(),
@@ -809,6 +835,90 @@ mod tests {
         }
     }
 
+    /// Records of one layout (the same members in the same order, spaced alike) with their
+    /// values drawn anew, a few mutated: most are read against the layout of the one before.
+    fn records_alike() -> impl Strategy<Value = Vec<Option<String>>> {
+        let key = prop::sample::select(vec!["symbol", "price", "n", "i", "f", "b", "x", "Price"]);
+        let space = prop::sample::select(vec!["", "", " ", "\n\t"]);
+        (prop::collection::vec((key, space.clone()), 1..8), space).prop_flat_map(
+            |(members, space)| {
+                let row = (
+                    members
+                        .iter()
+                        .map(|(key, _)| typed(key))
+                        .collect::<Vec<_>>(),
+                    0..24usize,
+                    any::<u8>(),
+                );
+                let rows = prop::collection::vec(row, 1..24);
+                rows.prop_map(move |rows| {
+                    rows.into_iter()
+                        .map(|(values, mutation, byte)| {
+                            let body: Vec<String> = members
+                                .iter()
+                                .zip(&values)
+                                .map(|((key, gap), value)| format!(r#"{gap}"{key}":{gap}{value}"#))
+                                .collect();
+                            let mut text = format!("{space}{{{}}}", body.join(","));
+                            let at = usize::from(byte) % text.len();
+                            match mutation {
+                                0 if text.is_char_boundary(at) => text.truncate(at),
+                                1 if text.is_char_boundary(at) => text.insert(at, ' '),
+                                2 => text.push_str("{}"),
+                                3 => text.push(' '),
+                                _ => {}
+                            }
+                            Some(text)
+                        })
+                        .collect()
+                })
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Records read against the layout of the one before give what arrow-json gives.
+        #[test]
+        fn records_alike_agree_with_arrow_json(rows in records_alike()) {
+            let [fast, slow] = both(&rows);
+            prop_assert_eq!(fast.0.to_data(), slow.0.to_data());
+            prop_assert_eq!(fast.1, slow.1);
+            prop_assert_eq!(fast.2, slow.2);
+        }
+    }
+
+    #[test]
+    fn a_record_of_the_same_layout_is_read_against_it() {
+        let decoder = FlatDecoder::new(&fields()).expect("flat types");
+        let mut slots = vec![Slot::Missing; 6];
+        let mut layout = Layout::default();
+        let first = br#"{"symbol":"BTCUSDT","x":[1],"price":1.5,"n":7}"#;
+        assert!(matches!(
+            decoder.read(first, &mut slots, &mut layout),
+            Record::Object
+        ));
+        let mut template = vec![Slot::Missing; 6];
+        let second = br#"{"symbol":"ETHUSDT","x":{"y":2},"price":-2e3,"n":null}"#;
+        assert!(layout.read(&decoder, second, &mut template).is_some());
+        assert!(matches!(
+            decoder.read(second, &mut slots, &mut layout),
+            Record::Object
+        ));
+        assert_eq!(format!("{template:?}"), format!("{slots:?}"));
+        assert!(matches!(template[1], Slot::Float(x) if x == -2000.0));
+        assert!(matches!(template[2], Slot::Null));
+        for other in [
+            &br#"{"symbol":"ETHUSDT","x":1,"price":1.5,"n":7,"b":true}"#[..],
+            br#"{"symbol":"ETHUSDT","x":1,"price":1.5, "n":7}"#,
+            br#"{"symbol":"ETHUSDT","x":1,"price":1.5,"n":7} "#,
+            br#"{"symbol":"ETHUSDT","x":1,"price":"1.5","n":7}"#,
+        ] {
+            assert!(layout.read(&decoder, other, &mut template).is_none());
+        }
+    }
+
     #[test]
     fn typical_ticks_take_the_fast_path() {
         let decoder = FlatDecoder::new(&fields()).expect("flat types");
@@ -820,7 +930,10 @@ mod tests {
             "{\"symbol\":\"é\"}",
         ] {
             assert!(
-                matches!(decoder.read(record.as_bytes(), &mut slots), Record::Object),
+                matches!(
+                    decoder.read(record.as_bytes(), &mut slots, &mut Layout::default()),
+                    Record::Object
+                ),
                 "{record}"
             );
         }
@@ -835,11 +948,17 @@ mod tests {
             r#"{"i":2147483648}"#,
         ] {
             assert!(
-                matches!(decoder.read(record.as_bytes(), &mut slots), Record::Unsure),
+                matches!(
+                    decoder.read(record.as_bytes(), &mut slots, &mut Layout::default()),
+                    Record::Unsure
+                ),
                 "{record}"
             );
         }
-        assert!(matches!(decoder.read(b" \r\n", &mut slots), Record::Blank));
+        assert!(matches!(
+            decoder.read(b" \r\n", &mut slots, &mut Layout::default()),
+            Record::Blank
+        ));
     }
 
     #[test]
