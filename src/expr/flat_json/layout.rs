@@ -71,7 +71,12 @@ impl Layout {
         };
         let mut from = 0;
         for &(to, field) in &self.members {
-            cursor.literal(&self.text[from..to])?;
+            let expected = &self.text[from..to];
+            let end = cursor.at + expected.len();
+            if !same(record.get(cursor.at..end)?, expected) {
+                return None;
+            }
+            cursor.at = end;
             from = to;
             match field {
                 Some(index) => slots[index] = cursor.value(decoder.kinds[index])?,
@@ -79,5 +84,25 @@ impl Layout {
             }
         }
         (record.get(cursor.at..)? == &self.text[from..]).then_some(cursor.non_ascii)
+    }
+}
+
+/// Whether two slices of equal length hold the same bytes. The separators compared here are
+/// a few to ~25 bytes: compared in words, inline, where a slice comparison calls `memcmp`
+/// (that call was 3 % of the seed pipeline's CPU, twelve times per tick).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    let word = |s: &[u8], at: usize| {
+        s[at..at + 8]
+            .first_chunk::<8>()
+            .map(|w| u64::from_le_bytes(*w))
+    };
+    let len = a.len().min(b.len());
+    if len >= 8 {
+        // Whole words, then the last eight bytes (overlapping the words before).
+        (0..len / 8).all(|k| word(a, 8 * k) == word(b, 8 * k))
+            && word(a, len - 8) == word(b, len - 8)
+    } else {
+        a.iter().zip(b).all(|(x, y)| x == y)
     }
 }
