@@ -19,6 +19,7 @@ use serde_json::Value as Json;
 
 use super::accumulator::{Acc, AggKind};
 use super::fold::{fold_rows, GroupSorter, Orders};
+use super::key_ids::KeyIds;
 use super::value::{values_to_array, InputColumn, Value};
 use crate::error::Result;
 use crate::expr::types::timestamp_type;
@@ -298,7 +299,7 @@ impl AggregateOperator {
             ),
             None => None,
         };
-        let key_rows = match &self.converter {
+        let key_ids = match &self.converter {
             Some(converter) => {
                 let columns: Vec<ArrayRef> = self
                     .layout
@@ -306,7 +307,7 @@ impl AggregateOperator {
                     .iter()
                     .map(|&i| Arc::clone(batch.column(i)))
                     .collect();
-                Some(converter.convert_columns(&columns)?)
+                Some(KeyIds::of(converter, &columns)?)
             }
             None => None,
         };
@@ -325,9 +326,10 @@ impl AggregateOperator {
             })
             .collect::<Result<_>>()?;
         let watermark = if keep_late { None } else { late_watermark };
-        let key_of = |row: usize| -> &[u8] {
-            match &key_rows {
-                Some(rows) => rows.row(row).data(),
+        let id_of = |row: usize| key_ids.as_ref().map_or(0, |ids| ids.id(row));
+        let key_of = |id: u32| -> &[u8] {
+            match &key_ids {
+                Some(ids) => ids.key(id),
                 None => &[],
             }
         };
@@ -340,7 +342,7 @@ impl AggregateOperator {
                 let gap = *gap;
                 self.update_sessions(
                     batch.num_rows(),
-                    key_of,
+                    |row| key_of(id_of(row)),
                     &orders,
                     &inputs,
                     gap,
@@ -354,7 +356,7 @@ impl AggregateOperator {
         };
         let mut sorter = GroupSorter::default();
         for row in 0..batch.num_rows() {
-            let key = key_of(row);
+            let key = id_of(row);
             let Some(spec) = spec else {
                 sorter.add(key, (0, 0), row);
                 stats.rows_updated += 1;
@@ -379,7 +381,7 @@ impl AggregateOperator {
             }
         }
         for (key, bounds, rows) in sorter.groups() {
-            let group = group_in(&mut self.windows, key, bounds, &self.aggs);
+            let group = group_in(&mut self.windows, key_of(key), bounds, &self.aggs);
             group.dirty = true;
             fold_rows(&mut group.accs, &self.aggs, &inputs, &rows, &orders)?;
         }
@@ -604,10 +606,10 @@ fn new_group(aggs: &[AggSlot]) -> Group {
 pub(super) type AggInputs = (Option<InputColumn>, Option<InputColumn>);
 
 /// Puts a row at `event_time` into its windows that are not late, counting the late ones.
-fn add_windows<'k>(
-    sorter: &mut GroupSorter<'k>,
+fn add_windows(
+    sorter: &mut GroupSorter,
     spec: &WindowSpec,
-    key: &'k [u8],
+    key: u32,
     event_time: i64,
     row: usize,
     watermark: Option<i64>,

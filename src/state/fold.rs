@@ -18,28 +18,42 @@ use crate::error::Result;
 /// A window's (start, end), or (0, 0) without a window.
 pub(super) type Bounds = (i64, i64);
 
-/// The rows of a batch, sorted into the groups they update.
+/// The rows of a batch, sorted into the groups they update: (key number, window).
 #[derive(Default)]
-pub(super) struct GroupSorter<'k> {
-    index: FxHashMap<(&'k [u8], Bounds), usize>,
+pub(super) struct GroupSorter {
+    /// Per key number, the window of its last row and that group: a key's rows mostly fall
+    /// in the window of the row before them, which then needs no lookup.
+    last: Vec<Option<(Bounds, usize)>>,
+    index: FxHashMap<(u32, Bounds), usize>,
     /// Each group in order of first appearance, with its rows in row order.
-    groups: Vec<(&'k [u8], Bounds, Vec<u32>)>,
+    groups: Vec<(u32, Bounds, Vec<u32>)>,
 }
 
-impl<'k> GroupSorter<'k> {
-    /// Row `row` updates the group of `key` in `bounds`.
-    pub(super) fn add(&mut self, key: &'k [u8], bounds: Bounds, row: usize) {
-        let groups = &mut self.groups;
-        let group = *self.index.entry((key, bounds)).or_insert_with(|| {
-            groups.push((key, bounds, Vec::new()));
-            groups.len() - 1
-        });
+impl GroupSorter {
+    /// Row `row` updates the group of key number `key` in `bounds`.
+    pub(super) fn add(&mut self, key: u32, bounds: Bounds, row: usize) {
+        let slot = key as usize;
+        if slot >= self.last.len() {
+            self.last.resize(slot + 1, None);
+        }
+        let group = match self.last[slot] {
+            Some((last, group)) if last == bounds => group,
+            _ => {
+                let groups = &mut self.groups;
+                let group = *self.index.entry((key, bounds)).or_insert_with(|| {
+                    groups.push((key, bounds, Vec::new()));
+                    groups.len() - 1
+                });
+                self.last[slot] = Some((bounds, group));
+                group
+            }
+        };
         // Batches are far below u32::MAX rows (a chunk is at most 32,768 messages).
-        groups[group].2.push(row as u32);
+        self.groups[group].2.push(row as u32);
     }
 
     /// Each group with its rows in row order.
-    pub(super) fn groups(self) -> impl Iterator<Item = (&'k [u8], Bounds, Vec<u32>)> {
+    pub(super) fn groups(self) -> impl Iterator<Item = (u32, Bounds, Vec<u32>)> {
         self.groups.into_iter()
     }
 }

@@ -6,4 +6,5 @@ pub mod accumulator;
 pub mod aggregate;
 pub mod dedup;
 mod fold;
+mod key_ids;
 pub mod value;
