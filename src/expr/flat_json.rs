@@ -22,6 +22,7 @@ use arrow::error::ArrowError;
 use rustc_hash::FxHashMap;
 
 mod layout;
+mod numbers;
 use layout::{Layout, Span};
 
 /// Past this many records the fast path could not read, a column's remaining records go
@@ -374,9 +375,9 @@ impl Cursor<'_> {
                 let token = &self.bytes[start..end];
                 Some(match kind {
                     Kind::Int32 => Slot::Int(lexical_core::parse::<i32>(token).ok()?.into()),
-                    Kind::Int64 => Slot::Int(lexical_core::parse::<i64>(token).ok()?),
+                    Kind::Int64 => Slot::Int(numbers::parse_i64(token)?),
                     Kind::Float32 => Slot::Float(lexical_core::parse::<f32>(token).ok()?.into()),
-                    _ => Slot::Float(lexical_core::parse::<f64>(token).ok()?),
+                    _ => Slot::Float(numbers::parse_f64(token)?),
                 })
             }
             _ => None,
