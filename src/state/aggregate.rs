@@ -24,6 +24,7 @@ use super::value::{values_to_array, InputColumn, Value};
 use crate::error::Result;
 use crate::expr::types::timestamp_type;
 use crate::plan::OutputMode;
+use crate::window::assign::RowWindows;
 use crate::window::{is_late, Mergeable, SessionSet, WindowBounds, WindowSpec};
 
 /// How rows are put into windows.
@@ -355,23 +356,24 @@ impl AggregateOperator {
             Grouping::Plain => None,
         };
         let mut sorter = GroupSorter::default();
+        let mut windows = spec.map(RowWindows::new);
         for row in 0..batch.num_rows() {
             let key = id_of(row);
-            let Some(spec) = spec else {
+            let Some(windows) = windows.as_mut() else {
                 sorter.add(key, (0, 0), row);
                 stats.rows_updated += 1;
                 continue;
             };
             let Some(times) = &event_times else {
                 // No event time: every row is at 0.
-                add_windows(&mut sorter, spec, key, 0, row, watermark, &mut stats);
+                add_windows(&mut sorter, windows, key, 0, row, watermark, &mut stats);
                 continue;
             };
             // Spark's window() yields null for a null time and the row joins no window.
             if times.is_valid(row) {
                 add_windows(
                     &mut sorter,
-                    spec,
+                    windows,
                     key,
                     times.value(row),
                     row,
@@ -608,21 +610,21 @@ pub(super) type AggInputs = (Option<InputColumn>, Option<InputColumn>);
 /// Puts a row at `event_time` into its windows that are not late, counting the late ones.
 fn add_windows(
     sorter: &mut GroupSorter,
-    spec: &WindowSpec,
+    windows: &mut RowWindows,
     key: u32,
     event_time: i64,
     row: usize,
     watermark: Option<i64>,
     stats: &mut UpdateStats,
 ) {
-    for bounds in spec.windows_for(event_time) {
+    windows.each(event_time, |bounds| {
         if is_late(bounds.end, watermark) {
             stats.dropped_by_watermark += 1;
         } else {
             sorter.add(key, (bounds.start, bounds.end), row);
             stats.rows_updated += 1;
         }
-    }
+    });
 }
 
 fn window_fields() -> Fields {

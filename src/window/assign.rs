@@ -179,6 +179,36 @@ impl WindowSpec {
     }
 }
 
+/// `windows_for` row after row. Consecutive rows mostly fall in the window of the row before
+/// them; for tumbling windows (one per row) that window is checked first, which skips the
+/// division per row (it was ~3 % of the seed pipeline's CPU over its three queries).
+pub struct RowWindows<'a> {
+    spec: &'a WindowSpec,
+    last: Option<WindowBounds>,
+}
+
+impl<'a> RowWindows<'a> {
+    pub fn new(spec: &'a WindowSpec) -> Self {
+        RowWindows { spec, last: None }
+    }
+
+    /// Calls `each` with the windows that contain `ts`, as `windows_for` gives them.
+    pub fn each(&mut self, ts: i64, mut each: impl FnMut(WindowBounds)) {
+        if !self.spec.is_tumbling() {
+            self.spec.windows_for(ts).for_each(each);
+            return;
+        }
+        let window = match self.last {
+            Some(last) if last.start <= ts && ts < last.end => Some(last),
+            _ => self.spec.windows_for(ts).next(),
+        };
+        self.last = window;
+        if let Some(window) = window {
+            each(window);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,7 +401,33 @@ mod tests {
         )
     }
 
+    #[test]
+    fn rows_in_turn_on_window_edges_get_their_own_windows() {
+        let hourly = spec(HOUR, HOUR, 0);
+        let mut rows = RowWindows::new(&hourly);
+        for ts in [0, HOUR - 1, HOUR, HOUR - 1, -1, 0, 2 * HOUR, 2 * HOUR - 1] {
+            let mut got = Vec::new();
+            rows.each(ts, |w| got.push((w.start, w.end)));
+            assert_eq!(got, windows(&hourly, ts), "at {ts}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn rows_in_turn_get_the_windows_of_windows_for(
+            spec in specs(),
+            first in -3 * HOUR..3 * HOUR,
+            steps in prop::collection::vec(-2_000i64..6_000, 1..64),
+        ) {
+            // Rows close in time, as in a batch: many share the window of the row before.
+            let mut rows = RowWindows::new(&spec);
+            for ts in steps.iter().scan(first, |ts, step| { *ts += step; Some(*ts) }) {
+                let mut got = Vec::new();
+                rows.each(ts, |w| got.push((w.start, w.end)));
+                prop_assert_eq!(got, windows(&spec, ts));
+            }
+        }
+
         #[test]
         fn matches_brute_force_and_spark(
             spec in specs(),
