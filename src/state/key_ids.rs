@@ -7,8 +7,6 @@
 //! converted whole and numbered by their row bytes. The aggregation then sorts rows by
 //! (number, window), and looks a key's bytes up once per group.
 
-use std::sync::Arc;
-
 use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
 use arrow::compute::take;
 use arrow::datatypes::DataType;
@@ -37,7 +35,7 @@ impl KeyIds {
                     (0..strings.len()).map(|row| strings.is_valid(row).then(|| strings.value(row))),
                 );
                 let distinct = take(column.as_ref(), &UInt32Array::from(firsts), None)?;
-                let keys = converter.convert_columns(&[Arc::clone(&distinct)])?;
+                let keys = converter.convert_columns(&[distinct])?;
                 let at = (0..keys.num_rows() as u32).collect();
                 return Ok(KeyIds { ids, keys, at });
             }
@@ -84,6 +82,8 @@ fn number<'a, T: AsRef<[u8]> + ?Sized + 'a>(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use arrow::array::{Int64Array, StringArray};
     use arrow::row::SortField;
 

@@ -93,8 +93,8 @@ impl Layout {
 fn same(a: &[u8], b: &[u8]) -> bool {
     debug_assert_eq!(a.len(), b.len());
     let word = |s: &[u8], at: usize| {
-        s[at..at + 8]
-            .first_chunk::<8>()
+        s.get(at..)
+            .and_then(<[u8]>::first_chunk::<8>)
             .map(|w| u64::from_le_bytes(*w))
     };
     let len = a.len().min(b.len());
