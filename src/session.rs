@@ -16,7 +16,7 @@ use crate::checkpoint::{Checkpoint, Metadata};
 use crate::error::{Error, Result};
 use crate::exec::bad_records::BadRecordsPath;
 use crate::exec::runtime::block_on;
-use crate::exec::shared_scan::ScanCache;
+use crate::exec::shared_scan::{ScanCache, DEFAULT_MEMORY_CAP};
 use crate::exec::{Pipeline, QuerySpec, StreamingQuery, TriggerSpec};
 use crate::expr::types::{arrow_schema, spark_struct};
 use crate::expr::ExprMetrics;
@@ -30,6 +30,7 @@ use crate::source::binance::{binance_schema, stream_kind, BinanceSource};
 use crate::source::file::{file_format, FileSource};
 use crate::source::kafka::{include_headers, kafka_schema, KafkaSource};
 use crate::source::memory::MemoryStream;
+use crate::source::options::parse_bytes;
 use crate::source::rate::RateSource;
 use crate::source::{Cancel, ReadLimit, Source};
 use crate::window::{parse_positive_interval, Clock, SystemClock};
@@ -37,6 +38,10 @@ use crate::{analysis, illegal};
 
 /// The session configuration that turns sharing scanned chunks between queries on or off.
 pub const SHARED_SCANS: &str = "ferrostream.sharedScans";
+
+/// The session configuration for the memory of chunks scanned once and kept for the other
+/// queries of their group (bytes, or with a `k`, `m` or `g` suffix as Spark's sizes).
+pub const SHARED_SCANS_MEMORY: &str = "ferrostream.sharedScans.maxMemory";
 
 /// Arrow data held for `createDataFrame` and SQL results.
 type HeldData = (SchemaRef, Arc<Vec<RecordBatch>>);
@@ -146,6 +151,21 @@ impl Session {
                 "config '{SHARED_SCANS}' must be true or false, got '{other}'"
             )),
         }
+    }
+
+    /// The memory for shared chunks (`ferrostream.sharedScans.maxMemory`, default 64 MB).
+    fn shared_scans_memory(&self) -> Result<usize> {
+        let Some(text) = self.config(SHARED_SCANS_MEMORY)? else {
+            return Ok(DEFAULT_MEMORY_CAP);
+        };
+        parse_bytes(&text)
+            .filter(|&bytes| bytes > 0)
+            .ok_or_else(|| {
+                illegal!(
+                    "config '{SHARED_SCANS_MEMORY}' must be a positive size in bytes such as \
+                 67108864 or 64m, got '{text}' (ferrostream.sharedScans=false turns sharing off)"
+                )
+            })
     }
 
     /// Holds Arrow data for `createDataFrame`; returns its id for a `batch` plan node.
@@ -513,10 +533,13 @@ impl Session {
             .map(|c| c.query_id().to_string())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let scan_group = match (source.share_key(), self.shares_scans()?) {
-            (Some(key), true) => Some(
-                self.scans
-                    .join(&format!("{key}#{}", pipeline.scan_signature())),
-            ),
+            (Some(key), true) => {
+                self.scans.set_memory_cap(self.shared_scans_memory()?);
+                Some(
+                    self.scans
+                        .join(&format!("{key}#{}", pipeline.scan_signature())),
+                )
+            }
             _ => None,
         };
         let bad_records = match &plan.leaf {

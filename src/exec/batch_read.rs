@@ -231,9 +231,18 @@ fn take_ready(reader: &mut Reader<'_>, claimed: &mut Claimed<'_>) -> Result<Vec<
 }
 
 /// Reads, scans, publishes and consumes every chunk claimed `Compute`, each partition's in
-/// offset order. Before publishing into a full cache it waits (at most `FULL_WAIT`), taking
-/// what others published for it meanwhile: members that read faster than another consumes
-/// slow down to its pace instead of pushing out chunks it has yet to take.
+/// offset order, and after each takes what others published for it meanwhile, from the
+/// partitions it left for later too.
+///
+/// Taking as it goes keeps a chunk in the cache only until its slowest member comes to it.
+/// A member that took others' chunks only once its own were done left the cache full of
+/// chunks of the partitions it had left to the others: a batch larger than the cache
+/// (availableNow without maxOffsetsPerTrigger) then waited `FULL_WAIT` per chunk, and the
+/// seed pipeline took 64 s instead of 3 (benches/RESULTS.md).
+///
+/// Before publishing into a full cache it still waits (at most `FULL_WAIT`), taking what is
+/// ready for it: members that read faster than another consumes slow down to its pace instead
+/// of pushing out chunks it has yet to take.
 fn compute_claimed(
     source: &mut dyn Source,
     reader: &mut Reader<'_>,
@@ -259,6 +268,7 @@ fn compute_claimed(
                 && waiting.elapsed() < FULL_WAIT
                 && !cancel.is_cancelled()
             {
+                member.claim_published(chunks, &mut claimed.claims);
                 take_ready(reader, claimed)?;
                 if !member.has_room_for(size) {
                     member.wait_for_change(Duration::from_millis(20));
@@ -269,6 +279,11 @@ fn compute_claimed(
         if let (Claim::Compute(Some(key)), Some(member)) = (claim, member) {
             member.publish(key, Arc::clone(&scanned));
         }
-        reader.consume(index, &scanned)
+        reader.consume(index, &scanned)?;
+        if let Some(member) = member.filter(|m| m.has_ready()) {
+            member.claim_published(chunks, &mut claimed.claims);
+            take_ready(reader, claimed)?;
+        }
+        Ok(())
     })
 }

@@ -96,6 +96,21 @@ pub fn redact(text: &str, options: &[(String, String)]) -> String {
     text
 }
 
+/// A size in bytes: digits, optionally followed by `k`, `m` or `g` (powers of 1024, with or
+/// without a trailing `b`, any case), as Spark reads `spark.sql.files.maxPartitionBytes`.
+pub fn parse_bytes(text: &str) -> Option<usize> {
+    let lower = text.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, shift) = match lower.char_indices().last()? {
+        (at, 'k') => (&lower[..at], 10),
+        (at, 'm') => (&lower[..at], 20),
+        (at, 'g') => (&lower[..at], 30),
+        _ => (lower, 0),
+    };
+    let value: usize = digits.trim().parse().ok()?;
+    value.checked_mul(1 << shift)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +133,18 @@ mod tests {
             "auth failed for ***"
         );
         assert!(!is_secret("ssl.truststore.location"));
+    }
+
+    #[test]
+    fn sizes_are_bytes_or_powers_of_1024() {
+        assert_eq!(parse_bytes("67108864"), Some(64 << 20));
+        assert_eq!(parse_bytes("64m"), Some(64 << 20));
+        assert_eq!(parse_bytes(" 64MB "), Some(64 << 20));
+        assert_eq!(parse_bytes("512k"), Some(512 << 10));
+        assert_eq!(parse_bytes("1g"), Some(1 << 30));
+        assert_eq!(parse_bytes("0"), Some(0));
+        for bad in ["", "m", "kb", "-1m", "1.5g", "64 mega", "1t"] {
+            assert_eq!(parse_bytes(bad), None, "{bad}");
+        }
     }
 }

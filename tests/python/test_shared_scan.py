@@ -25,14 +25,14 @@ HOUR_MS = 3_600_000
 START_MS = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS
 
 
-def ticks() -> list[dict[str, Any]]:
+def ticks(count: int = TICKS) -> list[dict[str, Any]]:
     """Ticks over six hours; many share a millisecond within a symbol, so `first` and `last`
     need the arrival order (the Kafka offset) to break ties."""
     rng = random.Random(7)
     rows = []
-    for i in range(TICKS):
+    for i in range(count):
         symbol = SYMBOLS[i % len(SYMBOLS)]
-        event_time = START_MS + (i * 6 * HOUR_MS) // TICKS // 1000 * 1000
+        event_time = START_MS + (i * 6 * HOUR_MS) // count // 1000 * 1000
         rows.append(
             {
                 "symbol": symbol,
@@ -82,17 +82,27 @@ def expected_candles(rows: list[dict[str, Any]], window_ms: int) -> dict[tuple, 
     return out
 
 
-def run(spark: SparkSession, bootstrap: str, topic: str, shared: bool, tag: str) -> dict[str, Any]:
+def run(
+    spark: SparkSession,
+    bootstrap: str,
+    topic: str,
+    shared: bool,
+    tag: str,
+    max_offsets: int | None = 5_000,
+) -> dict[str, Any]:
     spark.conf.set("ferrostream.sharedScans", "true" if shared else "false")
 
     def parsed() -> Any:
-        return (
+        reader = (
             spark.readStream.format("kafka")
             .option("kafka.bootstrap.servers", bootstrap)
             .option("subscribe", topic)
             .option("startingOffsets", "earliest")
-            .option("maxOffsetsPerTrigger", 5_000)
-            .load()
+        )
+        if max_offsets is not None:
+            reader = reader.option("maxOffsetsPerTrigger", max_offsets)
+        return (
+            reader.load()
             .select(
                 F.from_json(F.col("value").cast("string"), SCHEMA).alias("t"),
                 "partition",
@@ -218,3 +228,33 @@ def test_shared_scans_change_no_result_and_scan_each_chunk_about_once(
     # may scan it before the others joined, and then one of them scans it again.
     first_batch = chunk_counts(alone["progress"]["hourly"][:1])[0]
     assert scanned <= per_query + first_batch, (scanned, taken, per_query, first_batch)
+
+
+def test_a_batch_larger_than_the_shared_memory_is_still_scanned_once(
+    spark: SparkSession, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    """availableNow without maxOffsetsPerTrigger reads the whole topic as one batch, here ~100
+    chunks against room for one or two. Each query must take the others' chunks as they
+    come: when a query took them only after computing its own, the chunks it had yet to take
+    filled the cache, the other query waited a second per chunk and then dropped them, and
+    they were read and parsed again (the seed pipeline took 64 s instead of 3)."""
+    assert create_topic(kafka_bootstrap, kafka_topic, partitions=2)
+    rows = ticks(800_000)
+    produce(spark, kafka_bootstrap, kafka_topic, rows)
+    spark.conf.set("ferrostream.sharedScans.maxMemory", "1536k")
+    try:
+        shared = run(spark, kafka_bootstrap, kafka_topic, shared=True, tag="big", max_offsets=None)
+    finally:
+        spark.conf.set("ferrostream.sharedScans.maxMemory", "64m")
+
+    assert shared["hourly"] == expected_candles(rows, HOUR_MS)
+    assert shared["daily"] == expected_candles(rows, 24 * HOUR_MS)
+    assert len(shared["rows"]) == len(rows) + MALFORMED
+    progress = shared["progress"]
+    assert all(len([p for p in progress[n] if p["numInputRows"]]) == 1 for n in progress)
+    per_query = sum(chunk_counts(progress["hourly"]))
+    scanned, taken = map(sum, zip(*(chunk_counts(progress[n]) for n in progress)))
+    assert scanned + taken == 3 * per_query
+    # The first query starts reading alone; a chunk it scanned before the others joined is
+    # scanned again by each of them. Nothing else is scanned twice.
+    assert scanned <= per_query + 10, (scanned, taken, per_query)

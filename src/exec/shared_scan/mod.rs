@@ -36,8 +36,9 @@ use std::time::Duration;
 use super::scan::Scanned;
 use crate::source::ChunkRange;
 
-/// Bytes of published chunks a session keeps at most.
-const MEMORY_CAP: usize = 64 << 20;
+/// Bytes of published chunks a session keeps at most, unless the session sets
+/// `ferrostream.sharedScans.maxMemory`.
+pub const DEFAULT_MEMORY_CAP: usize = 64 << 20;
 
 type SlotKey = (Arc<str>, ChunkRange);
 
@@ -77,9 +78,15 @@ struct Inner {
     reached: HashMap<MemberId, HashMap<Partition, i64>>,
     /// Members waiting for their next trigger.
     idle: HashSet<MemberId>,
+    /// Bytes of published chunks kept at most (`DEFAULT_MEMORY_CAP` when not set).
+    cap: Option<usize>,
 }
 
 impl Inner {
+    fn cap(&self) -> usize {
+        self.cap.unwrap_or(DEFAULT_MEMORY_CAP)
+    }
+
     fn group_size(&self, group: &Arc<str>) -> usize {
         self.members.get(group).map_or(0, Vec::len)
     }
@@ -303,7 +310,7 @@ impl Member {
                 } = &mut *inner;
                 published.retain(|k| matches!(slots.get(k), Some(Slot::Ready { .. })));
             }
-            while inner.bytes > MEMORY_CAP {
+            while inner.bytes > inner.cap() {
                 let Some(oldest) = inner.published.pop_front() else {
                     break;
                 };
@@ -348,6 +355,32 @@ impl Member {
         Ready::Taken(scanned)
     }
 
+    /// Turns each `Later` claim whose chunk another member computes or published into a
+    /// `Take`, under one lock. A query comes to the partitions it left for later only once
+    /// its own are done; the chunks the others publish of them meanwhile wait for it, and
+    /// taken as they come they do not fill the cache.
+    pub fn claim_published(&self, chunks: &[ChunkRange], claims: &mut [Claim]) {
+        let mut inner = self.cache.lock();
+        for (chunk, claim) in chunks.iter().zip(claims.iter_mut()) {
+            if matches!(claim, Claim::Later) {
+                let key = (Arc::clone(&self.group), chunk.clone());
+                if let Some(take) = inner.take_claim(&key, self.id) {
+                    *claim = take;
+                }
+            }
+        }
+    }
+
+    /// Whether a published chunk waits for this member (one look at the cache, where
+    /// `try_take` on each of a batch's chunks would lock it once per chunk).
+    pub fn has_ready(&self) -> bool {
+        let inner = self.cache.lock();
+        inner.slots.iter().any(|((g, _), slot)| match slot {
+            Slot::Ready { waiting, .. } => *g == self.group && waiting.contains(&self.id),
+            Slot::Pending { .. } => false,
+        })
+    }
+
     /// Whether publishing `size` more bytes keeps the published chunks within the memory cap,
     /// or none of them waits for a member of this group that is taking chunks now. A member
     /// about to publish into a full cache waits (taking what is ready for it) instead of pushing
@@ -355,7 +388,7 @@ impl Member {
     /// next trigger, nor on other groups (a lone query holds nothing).
     pub fn has_room_for(&self, size: usize) -> bool {
         let inner = self.cache.lock();
-        inner.bytes + size <= MEMORY_CAP
+        inner.bytes + size <= inner.cap()
             || !inner.slots.iter().any(|((g, _), slot)| match slot {
                 Slot::Ready { waiting, .. } => {
                     *g == self.group && waiting.iter().any(|m| !inner.idle.contains(m))
@@ -417,6 +450,12 @@ impl ScanCache {
         // A panic while holding the lock leaves the map consistent (every update is one
         // statement), so a poisoned lock is still usable.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the bytes of published chunks kept at most; chunks beyond it go at the next
+    /// publish.
+    pub fn set_memory_cap(&self, bytes: usize) {
+        self.lock().cap = Some(bytes);
     }
 
     /// Joins `group`.

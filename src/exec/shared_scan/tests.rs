@@ -213,7 +213,7 @@ fn taken_chunks_leave_nothing_behind() {
 fn the_oldest_chunks_are_dropped_beyond_the_cap() {
     let cache = Arc::new(ScanCache::default());
     let (a, b) = (cache.join("g"), cache.join("g"));
-    let size = MEMORY_CAP / 8 / 4 + 1;
+    let size = DEFAULT_MEMORY_CAP / 8 / 4 + 1;
     let mut keys = Vec::new();
     for i in 0..5 {
         let Claim::Compute(Some(key)) = a.claim(&chunk(i * 10)) else {
@@ -222,7 +222,7 @@ fn the_oldest_chunks_are_dropped_beyond_the_cap() {
         keys.push(key.clone());
         a.publish(key, scanned(size));
     }
-    assert!(cache.lock().bytes <= MEMORY_CAP);
+    assert!(cache.lock().bytes <= DEFAULT_MEMORY_CAP);
     assert!(
         !a.has_room_for(size * 8),
         "a full cache makes a publisher wait"
@@ -360,4 +360,32 @@ fn a_member_reading_another_topic_is_not_waited_for() {
     assert_eq!(kinds(&b.claim_batch(&[chunk(0)])), "T");
     assert_eq!(rows(b.try_take(key)), Some(8));
     assert_eq!(cache.lock().bytes, 0, "nobody else will take it");
+}
+
+#[test]
+fn chunks_published_of_a_partition_left_for_later_are_taken_as_they_come() {
+    let cache = Arc::new(ScanCache::default());
+    let (a, b) = (cache.join("g"), cache.join("g"));
+    let batch = [on(0, 0), on(0, 10), on(1, 0), on(1, 10)];
+    let mut claims = a.claim_batch(&batch);
+    assert_eq!(kinds(&claims), "CCLL");
+    let b_claims = b.claim_batch(&batch);
+    assert_eq!(kinds(&b_claims), "TTCC");
+    let Claim::Compute(Some(published)) = &b_claims[2] else {
+        panic!("b computes partition 1");
+    };
+    b.publish(published.clone(), scanned(3));
+    assert!(
+        a.has_ready(),
+        "the chunk waits for `a`, who left its partition for later"
+    );
+    a.claim_published(&batch, &mut claims);
+    // Partition 1's chunk being computed is taken too; nothing is claimed to compute.
+    assert_eq!(kinds(&claims), "CCTT");
+    let Claim::Take(key) = &claims[2] else {
+        panic!("a takes it");
+    };
+    assert_eq!(rows(a.try_take(key)), Some(3));
+    assert!(!a.has_ready());
+    assert_eq!(cache.lock().bytes, 0, "taken by everyone it waited for");
 }
