@@ -26,9 +26,11 @@ use crate::source::{Cancel, ChunkRange, SourceOffset};
 
 /// Messages a batch holds in memory at once, over all partitions: a chunk is this divided
 /// by the partitions of the batch (at least `MIN_CHUNK`). With the reader thread a query
-/// holds the chunk it processes and the one handed over next; at 65,536 the seed pipeline
-/// peaked ~25 MB higher and ran no faster (benches/RESULTS.md).
-const CHUNK_ROWS: i64 = 32_768;
+/// holds the chunk it processes and the one handed over next. The seed pipeline peaked ~25 MB
+/// higher at 65,536 than at 32,768, and ~12 MB higher at 32,768 than here, no faster either
+/// time (benches/RESULTS.md): since the scan is planned once, a chunk costs little but its
+/// rows.
+const CHUNK_ROWS: i64 = 16_384;
 const MIN_CHUNK: i64 = 1_024;
 
 /// Cuts `[from, until)` at multiples of `width`.
