@@ -25,10 +25,10 @@ use crate::expr::ExprMetrics;
 use crate::state::aggregate::UpdateStats;
 
 /// Rows below which a slice is not worth a task of its own (a task costs a worker's wake-up).
-/// Kafka chunks of a topic with two or more partitions (16,384 rows or fewer) stay whole:
+/// Kafka chunks of a topic with two or more partitions (8,192 rows or fewer) stay whole:
 /// their reading already runs beside the scan on the source's reader thread. A chunk of a
-/// one-partition topic (32,768 rows) is cut in two.
-const MIN_SLICE_ROWS: usize = 16_384;
+/// one-partition topic (16,384 rows) is cut in two.
+const MIN_SLICE_ROWS: usize = 8_192;
 
 /// The scanned part of a compiled plan.
 pub struct ScanPlan {
