@@ -12,7 +12,9 @@ from collections import defaultdict
 from typing import Any
 
 import pyarrow as pa
+import pytest
 
+from ferrostream.errors import IllegalArgumentException
 from ferrostream.kafka import create_topic
 from ferrostream.sql import DataFrame, SparkSession
 from ferrostream.sql import functions as F
@@ -258,3 +260,25 @@ def test_a_batch_larger_than_the_shared_memory_is_still_scanned_once(
     # The first query starts reading alone; a chunk it scanned before the others joined is
     # scanned again by each of them. Nothing else is scanned twice.
     assert scanned <= per_query + 10, (scanned, taken, per_query)
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-1m", "1.5g"])
+def test_a_bad_shared_scan_memory_is_refused_with_its_name(
+    spark: SparkSession, kafka_bootstrap: str, kafka_topic: str, value: str
+) -> None:
+    assert create_topic(kafka_bootstrap, kafka_topic, partitions=1)
+    spark.conf.set("ferrostream.sharedScans.maxMemory", value)
+    try:
+        stream = (
+            spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", kafka_bootstrap)
+            .option("subscribe", kafka_topic)
+            .load()
+        )
+        with pytest.raises(
+            IllegalArgumentException,
+            match=f"'ferrostream.sharedScans.maxMemory' must be a positive size.*'{value}'",
+        ):
+            stream.writeStream.format("memory").queryName("bad_cap").start()
+    finally:
+        spark.conf.set("ferrostream.sharedScans.maxMemory", "64m")
