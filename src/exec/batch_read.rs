@@ -182,7 +182,7 @@ fn read_chunks(
         if cancel.is_cancelled() {
             return Err(Error::Stopped);
         }
-        let gone = take_ready(reader, &mut claimed)?;
+        let gone = take_ready(reader, &mut claimed, chunks)?;
         for index in gone.iter().copied() {
             // Abandoned, or dropped before this query came to it: read it here.
             let chunk = &chunks[index];
@@ -206,11 +206,17 @@ fn read_chunks(
 }
 
 /// Consumes every chunk of the batch that another member published and this one has not
-/// taken yet; returns the chunks that are gone (to be read here).
-fn take_ready(reader: &mut Reader<'_>, claimed: &mut Claimed<'_>) -> Result<Vec<usize>> {
+/// taken yet, of the partitions it left for later too (those claims become `Take`); returns
+/// the chunks that are gone (to be read here).
+fn take_ready(
+    reader: &mut Reader<'_>,
+    claimed: &mut Claimed<'_>,
+    chunks: &[ChunkRange],
+) -> Result<Vec<usize>> {
     let Some(member) = claimed.member else {
         return Ok(Vec::new());
     };
+    member.claim_published(chunks, &mut claimed.claims);
     let mut gone = Vec::new();
     for index in 0..claimed.claims.len() {
         let Claim::Take(key) = &claimed.claims[index] else {
@@ -268,8 +274,7 @@ fn compute_claimed(
                 && waiting.elapsed() < FULL_WAIT
                 && !cancel.is_cancelled()
             {
-                member.claim_published(chunks, &mut claimed.claims);
-                take_ready(reader, claimed)?;
+                take_ready(reader, claimed, chunks)?;
                 if !member.has_room_for(size) {
                     member.wait_for_change(Duration::from_millis(20));
                 }
@@ -280,9 +285,8 @@ fn compute_claimed(
             member.publish(key, Arc::clone(&scanned));
         }
         reader.consume(index, &scanned)?;
-        if let Some(member) = member.filter(|m| m.has_ready()) {
-            member.claim_published(chunks, &mut claimed.claims);
-            take_ready(reader, claimed)?;
+        if member.is_some_and(Member::has_ready) {
+            take_ready(reader, claimed, chunks)?;
         }
         Ok(())
     })
