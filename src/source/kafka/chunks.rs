@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 
-use super::batch_poll::{ConsumerQueue, Fetched};
+use super::batch_poll::{ConsumerQueue, Fetched, TopicHandle};
 use super::columns::{Buffered, Columns, MessageView, SizeHint};
 use super::{offsets_from_json, KafkaSource, TopicPartition};
 use crate::error::{Error, Result};
@@ -125,6 +125,16 @@ impl Router<'_> {
 
     /// Routes `message` and hands on the chunk it completes.
     fn deliver(&mut self, state: &mut Reading, message: &MessageView<'_>) -> Result<()> {
+        // Most messages fall inside the chunk being filled and do not end it: no chunk ends
+        // at or before them, and none is completed by them.
+        if let (Some(columns), Some(&index)) = (&mut state.columns, state.chunks.get(state.current))
+        {
+            let chunk = &self.chunks[index];
+            if message.offset >= chunk.from && message.offset + 1 < chunk.until {
+                columns.push(message);
+                return Ok(());
+            }
+        }
         if !self.route(state, Some(message), message.offset)? {
             self.route(state, None, message.offset + 1)?;
         }
@@ -136,6 +146,8 @@ impl Router<'_> {
 /// message costs no lookup by name: its reading (when this read wants it) and the offset
 /// after it, written to `KafkaSource::positions` when the run ends.
 struct Run {
+    /// The topic's `TopicHandle::id` and the partition.
+    id: (usize, i32),
     tp: TopicPartition,
     reading: Option<usize>,
     next: i64,
@@ -368,16 +380,18 @@ impl KafkaSource {
         reading: &mut [Reading],
         router: &mut Router<'_>,
         run: &mut Option<Run>,
-        (topic, partition): (&[u8], i32),
+        (topic, partition): (TopicHandle<'_>, i32),
         view: &MessageView<'_>,
     ) -> Result<()> {
-        let same = run
-            .as_ref()
-            .is_some_and(|r| r.tp.1 == partition && r.tp.0.as_bytes() == topic);
-        if !same {
-            let tp = (String::from_utf8_lossy(topic).into_owned(), partition);
+        let id = (topic.id(), partition);
+        if run.as_ref().is_none_or(|r| r.id != id) {
+            let tp = (
+                String::from_utf8_lossy(topic.name()).into_owned(),
+                partition,
+            );
             let index = reading.iter().position(|r| r.tp == tp);
             if let Some(old) = run.replace(Run {
+                id,
                 tp,
                 reading: index,
                 next: view.offset,
