@@ -10,6 +10,7 @@
 #   - benches/kafka_bench.rs (plain librdkafka: fill the topic, raw consumer, rate producer);
 #   - a broker of its own (scripts/kafka.sh with a separate state dir), stopped at the end.
 # --quick runs everything in under 10 minutes (200,000 ticks, 6 s per latency rate).
+# Each engine reads the topic --rounds times (default 3), in turn; the table gives medians.
 #
 # Environment:
 #   CARGO_TARGET_DIR          build folder (default ~/.cache/ferrostream/target)

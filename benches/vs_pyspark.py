@@ -17,6 +17,8 @@ throughput
     ``seed_pipeline(sql, ...)`` with ``sql`` = ``ferrostream.sql`` or ``pyspark.sql``:
     from_json, a 1-hour watermark, hourly and daily OHLC to Parquet partitioned by symbol,
     and daily candles in a memory table (complete mode). Output row counts must agree.
+    The engines run in turn, ``--rounds`` times (default 3); the table gives each measure's
+    median and every round's run time.
 latency
     ``kafka_bench rate`` appends ticks at a fixed rate to a topic whose broker stamps each
     message with its append time (LogAppendTime); the engine runs hourly OHLC in update mode
@@ -425,6 +427,9 @@ class RunResult:
     outputs: Dict[str, int] = field(default_factory=dict)
     ticks_in_candles: Dict[str, int] = field(default_factory=dict)
     details: Dict[str, Any] = field(default_factory=dict)
+    # Every round's run time and outputs, when this is the median of several runs.
+    runs_s: List[float] = field(default_factory=list)
+    round_outputs: List[Dict[str, int]] = field(default_factory=list)
 
     @property
     def rows_per_s(self) -> float:
@@ -554,56 +559,91 @@ def throughput(bench: Bench, engines: Sequence[str]) -> Tuple[Dict[str, Any], Li
     for _ in range(args.broker_warmup):
         warm = bench.kafka("raw", "--topic", topic)
         say(f"  broker warm-up read: {warm['ended'] - warm['started']:.2f} s")
-    results = []
-    for engine in engines:
-        say(f"throughput: {engine}")
-        log = bench.work / f"throughput-{engine}.log"
-        if engine == "raw":
-            command = [args.kafka_bench, "raw", "--topic", topic, "--bootstrap", args.bootstrap]
-        else:
-            out = bench.work / f"out-{engine}"
-            bench.set_aside(out)
-            command = bench.child(
-                "child-throughput",
-                "--engine",
-                engine,
-                "--topic",
-                topic,
-                "--out",
-                str(out),
-                "--max-offsets",
-                str(args.max_offsets),
-            )
-        spawned, sampler, stdout = run_measured(command, log, args.timeout)
-        wall = time.time() - spawned
-        line = result_line(stdout, prefix="" if engine == "raw" else RESULT_PREFIX)
-        result = RunResult(
-            engine=engine,
-            wall_s=wall,
-            run_s=line["ended"] - line.get("query_started", line["started"]),
-            first_batch_s=line["first_batch"] - spawned,
-            peak_rss_bytes=sampler.peak_rss,
-            cpu_s=sampler.cpu_seconds,
-            rows=fill["ticks"],
-            details=line,
+    runs: Dict[str, List[RunResult]] = {engine: [] for engine in engines}
+    # Rounds of every engine in turn: a machine whose speed drifts during the harness (this
+    # one's swings ~20 % from one run to the next) weighs on every engine alike.
+    for round_ in range(args.rounds):
+        for engine in engines:
+            say(f"throughput: {engine} (round {round_ + 1} of {args.rounds})")
+            runs[engine].append(throughput_run(bench, engine, topic, fill))
+    return fill, [median_of(runs[engine]) for engine in engines]
+
+
+def median_of(runs: List[RunResult]) -> RunResult:
+    """An engine's rounds as one result: each measure's median (an odd number of rounds gives a
+    measured value, not an average of two). Details are the median run's."""
+    by_time = sorted(runs, key=lambda r: r.run_s)
+    middle = by_time[(len(by_time) - 1) // 2]
+
+    def median(values: List[float]) -> float:
+        ordered = sorted(values)
+        return ordered[(len(ordered) - 1) // 2]
+
+    return RunResult(
+        engine=middle.engine,
+        wall_s=median([r.wall_s for r in runs]),
+        run_s=middle.run_s,
+        first_batch_s=median([r.first_batch_s for r in runs]),
+        peak_rss_bytes=int(median([float(r.peak_rss_bytes) for r in runs])),
+        cpu_s=median([r.cpu_s for r in runs]),
+        rows=middle.rows,
+        outputs=middle.outputs,
+        ticks_in_candles=middle.ticks_in_candles,
+        details=middle.details,
+        runs_s=[r.run_s for r in runs],
+        round_outputs=[r.outputs for r in runs],
+    )
+
+
+def throughput_run(bench: Bench, engine: str, topic: str, fill: Dict[str, Any]) -> RunResult:
+    """One engine's run over the whole topic."""
+    args = bench.args
+    log = bench.work / f"throughput-{engine}.log"
+    if engine == "raw":
+        command = [args.kafka_bench, "raw", "--topic", topic, "--bootstrap", args.bootstrap]
+    else:
+        out = bench.work / f"out-{engine}"
+        bench.set_aside(out)
+        command = bench.child(
+            "child-throughput",
+            "--engine",
+            engine,
+            "--topic",
+            topic,
+            "--out",
+            str(out),
+            "--max-offsets",
+            str(args.max_offsets),
         )
-        if engine == "raw":
-            if line["rows"] != fill["ticks"]:
-                raise SystemExit(f"raw consumer read {line['rows']} of {fill['ticks']} ticks")
-        else:
-            for name in ("hourly", "daily"):
-                counted = bench.count(bench.work / f"out-{engine}" / name)
-                result.outputs[f"{name} parquet"] = counted["rows"]
-                result.ticks_in_candles[name] = counted["ticks"]
-            result.outputs["memory table"] = line["memory_rows"]
-        results.append(result)
-        say(
-            f"  {result.rows_per_s:,.0f} ticks/s, {result.run_s:.1f} s "
-            f"(wall {result.wall_s:.1f} s), first batch {result.first_batch_s:.2f} s, "
-            f"peak RSS {result.peak_rss_bytes / 2**20:,.0f} MB, CPU {result.cpu_s:.1f} s, "
-            f"outputs {result.outputs}"
-        )
-    return fill, results
+    spawned, sampler, stdout = run_measured(command, log, args.timeout)
+    wall = time.time() - spawned
+    line = result_line(stdout, prefix="" if engine == "raw" else RESULT_PREFIX)
+    result = RunResult(
+        engine=engine,
+        wall_s=wall,
+        run_s=line["ended"] - line.get("query_started", line["started"]),
+        first_batch_s=line["first_batch"] - spawned,
+        peak_rss_bytes=sampler.peak_rss,
+        cpu_s=sampler.cpu_seconds,
+        rows=fill["ticks"],
+        details=line,
+    )
+    if engine == "raw":
+        if line["rows"] != fill["ticks"]:
+            raise SystemExit(f"raw consumer read {line['rows']} of {fill['ticks']} ticks")
+    else:
+        for name in ("hourly", "daily"):
+            counted = bench.count(bench.work / f"out-{engine}" / name)
+            result.outputs[f"{name} parquet"] = counted["rows"]
+            result.ticks_in_candles[name] = counted["ticks"]
+        result.outputs["memory table"] = line["memory_rows"]
+    say(
+        f"  {result.rows_per_s:,.0f} ticks/s, {result.run_s:.1f} s "
+        f"(wall {result.wall_s:.1f} s), first batch {result.first_batch_s:.2f} s, "
+        f"peak RSS {result.peak_rss_bytes / 2**20:,.0f} MB, CPU {result.cpu_s:.1f} s, "
+        f"outputs {result.outputs}"
+    )
+    return result
 
 
 @dataclass
@@ -821,6 +861,7 @@ def report_throughput(fill: Dict[str, Any], results: List[RunResult]) -> Tuple[s
         "engine",
         "ticks/s",
         "run s",
+        "run s, each round",
         "wall s",
         "first batch s",
         "peak RSS",
@@ -837,6 +878,7 @@ def report_throughput(fill: Dict[str, Any], results: List[RunResult]) -> Tuple[s
                 r.engine,
                 f"{r.rows_per_s:,.0f}",
                 f"{r.run_s:.2f}",
+                " / ".join(f"{run:.2f}" for run in r.runs_s) or "–",
                 f"{r.wall_s:.2f}",
                 f"{r.first_batch_s:.2f}",
                 mb(r.peak_rss_bytes),
@@ -850,6 +892,10 @@ def report_throughput(fill: Dict[str, Any], results: List[RunResult]) -> Tuple[s
     engines = [r for r in results if r.outputs]
     for key in OUTPUT_KEYS:
         counts = {r.engine: r.outputs[key] for r in engines}
+        for r in engines:
+            rounds = [outputs.get(key) for outputs in r.round_outputs]
+            if len(set(rounds)) > 1:
+                problems.append(f"{r.engine} {key} row counts differ between rounds: {rounds}")
         if len(set(counts.values())) > 1:
             problems.append(f"{key} row counts differ between engines: {counts}")
         if any(count == 0 for count in counts.values()):
@@ -947,6 +993,12 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )
     main.add_argument("--max-offsets", type=int, help="maxOffsetsPerTrigger for both engines")
     main.add_argument("--engines", default="raw,ferrostream,pyspark")
+    main.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="throughput runs of each engine, in turn; the table gives each measure's median",
+    )
     main.add_argument("--rates", help="latency rates, comma-separated (default 1000,10000,100000)")
     main.add_argument("--latency-seconds", type=float, help="measured seconds per rate")
     main.add_argument("--latency-warmup", type=float, help="seconds left out at the start")
