@@ -52,36 +52,39 @@ fn cut(topic: &str, partition: i32, from: i64, until: i64, width: i64) -> Vec<Ch
 }
 
 /// A partition's chunks being read: the chunk the next offset falls in and its builders.
-struct Reading {
-    tp: TopicPartition,
+pub(super) struct Reading {
+    pub(super) tp: TopicPartition,
     /// Indexes into the chunk list, in offset order.
     chunks: Vec<usize>,
     /// Position in `chunks` of the chunk being filled.
     current: usize,
     columns: Option<Columns>,
     /// Where the partition's read ends: its last chunk's end.
-    until: i64,
+    pub(super) until: i64,
+    /// The next offset to read: where librdkafka starts (after a direct read, where that
+    /// stopped).
+    pub(super) resume: i64,
 }
 
 impl Reading {
     /// Not every chunk handed on yet.
-    fn pending(&self) -> bool {
+    pub(super) fn pending(&self) -> bool {
         self.current < self.chunks.len()
     }
 }
 
 /// Hands chunks on as the partitions' reading reaches their ends.
-struct Router<'a> {
+pub(super) struct Router<'a> {
     chunks: &'a [ChunkRange],
     each: &'a mut dyn FnMut(usize, RecordBatch) -> Result<()>,
-    include_headers: bool,
+    pub(super) include_headers: bool,
     hint: SizeHint,
 }
 
 impl Router<'_> {
     /// Hands on every chunk of `state` that ends at or before `reached`, then adds `message`
     /// to the chunk it falls in. True once every chunk of the partition is handed on.
-    fn route(
+    pub(super) fn route(
         &mut self,
         state: &mut Reading,
         message: Option<&MessageView<'_>>,
@@ -124,7 +127,7 @@ impl Router<'_> {
     }
 
     /// Routes `message` and hands on the chunk it completes.
-    fn deliver(&mut self, state: &mut Reading, message: &MessageView<'_>) -> Result<()> {
+    pub(super) fn deliver(&mut self, state: &mut Reading, message: &MessageView<'_>) -> Result<()> {
         // Most messages fall inside the chunk being filled and do not end it: no chunk ends
         // at or before them, and none is completed by them.
         if let (Some(columns), Some(&index)) = (&mut state.columns, state.chunks.get(state.current))
@@ -253,21 +256,31 @@ impl KafkaSource {
             .map(|(tp, mut indexes)| {
                 indexes.sort_by_key(|&i| chunks[i].from);
                 let until = indexes.last().map_or(0, |&i| chunks[i].until);
+                let resume = indexes.first().map_or(0, |&i| chunks[i].from);
                 Reading {
                     tp,
                     chunks: indexes,
                     current: 0,
                     columns: None,
                     until,
+                    resume,
                 }
             })
             .collect();
         if reading.is_empty() {
             return Ok(());
         }
+        if self.direct.is_some() && self.read_direct(&mut reading, &mut router, cancel)? {
+            for state in &mut reading {
+                router.route(state, None, i64::MAX)?;
+            }
+            self.size_hint = router.hint;
+            return Ok(());
+        }
         let starts: BTreeMap<TopicPartition, i64> = reading
             .iter()
-            .map(|r| (r.tp.clone(), chunks[r.chunks[0]].from))
+            .filter(|r| r.pending())
+            .map(|r| (r.tp.clone(), r.resume))
             .collect();
         self.position_at(&starts)?;
         for state in &mut reading {

@@ -30,6 +30,8 @@ use crate::illegal;
 mod batch_poll;
 mod chunks;
 mod columns;
+mod direct;
+mod wire;
 
 use columns::{header_fields, Buffered, SizeHint};
 
@@ -131,6 +133,47 @@ pub struct KafkaSource {
     size_hint: SizeHint,
     /// Topics whose partition leaders the consumer knows (`warm_up`).
     warm: HashSet<String>,
+    /// The reader over Kafka's wire protocol, unless the option `fetcher` is `librdkafka`
+    /// (or the connection is secured, or reads committed records only).
+    direct: Option<direct::Direct>,
+}
+
+/// The option `fetcher`: `direct` reads records over Kafka's wire protocol and leaves to
+/// librdkafka only what it does not read (`direct`); `librdkafka` reads everything with
+/// librdkafka. Unset, it is `direct` on plain-text, read_uncommitted connections and
+/// `librdkafka` otherwise; set to `direct` on others, it is refused.
+fn direct_fetcher(
+    options: &Options,
+    client_options: &[(String, String)],
+) -> Result<Option<direct::Direct>> {
+    let unsupported = client_options.iter().find_map(|(name, value)| {
+        let name = name.to_ascii_lowercase();
+        let value = value.to_ascii_lowercase();
+        let secured = (name == "security.protocol" && value != "plaintext")
+            || name.starts_with("sasl.")
+            || name.starts_with("ssl.");
+        let committed = name == "isolation.level" && value != "read_uncommitted";
+        (secured || committed).then_some(name)
+    });
+    match options
+        .get("fetcher")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None => Ok(unsupported.is_none().then(direct::Direct::default)),
+        Some("librdkafka") => Ok(None),
+        Some("direct") => match unsupported {
+            None => Ok(Some(direct::Direct::default())),
+            Some(name) => Err(illegal!(
+                "kafka source: option 'fetcher'='direct' reads plain-text connections with \
+                 read_uncommitted only, and 'kafka.{name}' is set; leave 'fetcher' unset or \
+                 use 'librdkafka'"
+            )),
+        },
+        Some(other) => Err(illegal!(
+            "kafka source: option 'fetcher' must be 'direct' or 'librdkafka', got '{other}'"
+        )),
+    }
 }
 
 /// Java-client options Spark users pass that have no librdkafka twin, with what to do.
@@ -277,6 +320,7 @@ impl KafkaSource {
                 )
             })
         };
+        let direct = direct_fetcher(&options, &client_options)?;
         let consumer = create(&config)?;
         let offsets = create(&config)?;
         Ok(KafkaSource {
@@ -296,6 +340,7 @@ impl KafkaSource {
             low_marks: HashMap::new(),
             size_hint: SizeHint::default(),
             warm: HashSet::new(),
+            direct,
         })
     }
 
