@@ -5,9 +5,10 @@
 //! 2.2-2.4 s, with ~1 CPU-s less (benches/RESULTS.md).
 //!
 //! Whatever the direct reader does not handle is left to librdkafka, from the offset it
-//! reached: compressed or pre-v2 batches, an error code in a response (a leader moved, an
-//! offset out of range), a broker it cannot reach, or a partition whose log ends before the
-//! read's end. librdkafka then reports, retries and waits as it always does.
+//! reached: an error code in a response (a leader moved, an offset out of range), a broker it
+//! cannot reach, or a partition whose log ends before the read's end; librdkafka then
+//! reports, retries and waits as it always does, and the next batch is read directly again.
+//! A compressed or pre-v2 batch hands the source to librdkafka for good.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -31,7 +32,13 @@ pub(super) struct Direct {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the direct reader handed over to librdkafka.
-type Handover = String;
+enum Handover {
+    /// A batch it does not read (compressed, or an older format).
+    Unsupported(String),
+    /// An error code, a broker it cannot reach, a log that ends early: it tries again next
+    /// batch.
+    Transient(String),
+}
 
 impl Direct {
     /// The leader of `tp` as `host:port`, from metadata when not known yet.
@@ -40,7 +47,7 @@ impl Direct {
         client: &super::Client,
         tp: &TopicPartition,
         timeout: Duration,
-    ) -> std::result::Result<String, Handover> {
+    ) -> std::result::Result<String, String> {
         if let Some(address) = self.leaders.get(tp) {
             return Ok(address.clone());
         }
@@ -70,7 +77,7 @@ impl Direct {
         &mut self,
         address: &str,
         timeout: Duration,
-    ) -> std::result::Result<&mut Connection, Handover> {
+    ) -> std::result::Result<&mut Connection, String> {
         if !self.connections.contains_key(address) {
             // A broker that does not answer is left to librdkafka soon, not after the
             // source's whole timeout per batch.
@@ -104,9 +111,19 @@ impl KafkaSource {
         self.positions.clear();
         self.buffered.clear();
         let outcome = self.read_direct_with(&mut direct, reading, router, cancel);
-        if let Ok(Err(why)) = &outcome {
-            log::info!("kafka source: reading on with librdkafka: {why}");
-            direct.leaders.clear();
+        match &outcome {
+            Ok(Err(Handover::Unsupported(why))) => {
+                // A compressing producer compresses every batch: reading each batch's first
+                // fetch twice, and assigning librdkafka's consumer anew every batch, would
+                // cost more than it saves. librdkafka reads this source from now on.
+                log::info!("kafka source: reading with librdkafka from now on: {why}");
+                return Ok(false);
+            }
+            Ok(Err(Handover::Transient(why))) => {
+                log::info!("kafka source: reading on with librdkafka: {why}");
+                direct.leaders.clear();
+            }
+            _ => {}
         }
         self.direct = Some(direct);
         outcome.map(|read| read.is_ok())
@@ -128,7 +145,7 @@ impl KafkaSource {
             for (index, state) in reading.iter().enumerate().filter(|(_, r)| r.pending()) {
                 match direct.leader(&self.offsets, &state.tp, self.timeout) {
                     Ok(address) => by_leader.entry(address).or_default().push(index),
-                    Err(why) => return Ok(Err(why)),
+                    Err(why) => return Ok(Err(Handover::Transient(why))),
                 }
             }
             if by_leader.is_empty() {
@@ -146,13 +163,13 @@ impl KafkaSource {
                     .collect();
                 let connection = match direct.connection(&address, self.timeout) {
                     Ok(connection) => connection,
-                    Err(why) => return Ok(Err(why)),
+                    Err(why) => return Ok(Err(Handover::Transient(why))),
                 };
                 let parts = match connection.fetch(&wanted) {
                     Ok(parts) => parts,
                     Err(why) => {
                         direct.connections.remove(&address);
-                        return Ok(Err(format!("{address}: {why}")));
+                        return Ok(Err(Handover::Transient(format!("{address}: {why}"))));
                     }
                 };
                 for part in parts {
@@ -163,10 +180,10 @@ impl KafkaSource {
                     let Some(index) = found else { continue };
                     let state = &mut reading[index];
                     if part.error != 0 {
-                        return Ok(Err(format!(
+                        return Ok(Err(Handover::Transient(format!(
                             "{}-{}: error code {} from {address}",
                             state.tp.0, state.tp.1, part.error
-                        )));
+                        ))));
                     }
                     let until = state.until;
                     let mut routed = Ok(());
@@ -186,7 +203,8 @@ impl KafkaSource {
                     let read = match read {
                         Ok(read) => read,
                         Err(why) => {
-                            return Ok(Err(format!("{}-{}: {why}", state.tp.0, state.tp.1)))
+                            let why = format!("{}-{}: {why}", state.tp.0, state.tp.1);
+                            return Ok(Err(Handover::Transient(why)));
                         }
                     };
                     if read.next > state.resume {
@@ -195,18 +213,19 @@ impl KafkaSource {
                         progressed = true;
                     }
                     if let Some(why) = read.unsupported {
-                        return Ok(Err(format!("{}-{}: {why}", state.tp.0, state.tp.1)));
+                        let why = format!("{}-{}: {why}", state.tp.0, state.tp.1);
+                        return Ok(Err(Handover::Unsupported(why)));
                     }
                     if state.pending() && state.resume >= part.high_watermark {
-                        return Ok(Err(format!(
+                        return Ok(Err(Handover::Transient(format!(
                             "{}-{}: the log ends at {} before this read's end",
                             state.tp.0, state.tp.1, part.high_watermark
-                        )));
+                        ))));
                     }
                 }
             }
             if !progressed {
-                return Ok(Err("a fetch returned nothing".into()));
+                return Ok(Err(Handover::Transient("a fetch returned nothing".into())));
             }
         }
     }
