@@ -4,7 +4,7 @@
 //!
 //! librdkafka parses every record into a heap-allocated message that the consuming thread
 //! frees: on the 5 M-tick benchmark topic that costs ~2 CPU-s where one pass over the bytes
-//! costs ~0.5 (benches/kafka_wire.rs, benches/RESULTS.md). Anything this does not read
+//! costs ~0.5 (benches/RESULTS.md). Anything this does not read
 //! (compressed or pre-v2 batches, an error code) is reported, and the source reads on with
 //! librdkafka (`direct`).
 
