@@ -12,7 +12,6 @@ use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use ferrostream::sink::kafka::create_topic;
 use ferrostream::source::kafka::KafkaSource;
-use ferrostream::source::{Cancel, ReadLimit, Source};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
@@ -93,19 +92,8 @@ fn read_all(map: &BTreeMap<String, String>) -> Vec<String> {
     let mut map = map.clone();
     map.insert("maxOffsetsPerTrigger".into(), "150".into());
     let mut source = KafkaSource::new(&map, true).expect("source");
-    let cancel = Cancel::default();
-    let mut start = source.initial_offset().expect("initial");
     let mut batches = Vec::new();
-    loop {
-        let end = source
-            .latest_offset(&start, ReadLimit::Configured)
-            .expect("latest");
-        if end == start {
-            break;
-        }
-        batches.extend(source.get_batch(&start, &end, &cancel).expect("batch"));
-        start = end;
-    }
+    common::kafka::each_batch(&mut source, &mut |_, _, _, read| batches.extend(read));
     rendered(&batches)
 }
 

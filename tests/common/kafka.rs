@@ -9,6 +9,10 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
+use arrow::array::RecordBatch;
+use ferrostream::source::kafka::KafkaSource;
+use ferrostream::source::{Cancel, ReadLimit, Source, SourceOffset};
+
 /// Environment variable naming an already running broker, as `host:port`.
 pub const BOOTSTRAP_ENV: &str = "FERROSTREAM_KAFKA_BOOTSTRAP";
 
@@ -55,4 +59,26 @@ fn find_or_start() -> String {
         );
     }
     bootstrap.to_owned()
+}
+
+/// What `each_batch` hands on per batch: the source, the batch's range and its rows.
+pub type EachBatch<'a> =
+    dyn FnMut(&mut KafkaSource, &SourceOffset, &SourceOffset, Vec<RecordBatch>) + 'a;
+
+/// Reads `source` from its initial offset, a batch per `latestOffset` (its configured limit),
+/// until there is no new data, handing `each` the source, each batch's range and its rows.
+pub fn each_batch(source: &mut KafkaSource, each: &mut EachBatch<'_>) {
+    let cancel = Cancel::default();
+    let mut start = source.initial_offset().expect("initial");
+    loop {
+        let end = source
+            .latest_offset(&start, ReadLimit::Configured)
+            .expect("latest");
+        if end == start {
+            break;
+        }
+        let batches = source.get_batch(&start, &end, &cancel).expect("batch");
+        each(source, &start, &end, batches);
+        start = end;
+    }
 }
