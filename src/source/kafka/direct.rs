@@ -187,6 +187,9 @@ impl KafkaSource {
                     }
                     let until = state.until;
                     let mut routed = Ok(());
+                    // The offset after the last record handed on: where librdkafka starts if
+                    // the record set turns out unreadable after some of its records.
+                    let mut reached = state.resume;
                     let read = wire::read_records(
                         part.records,
                         state.resume,
@@ -196,30 +199,34 @@ impl KafkaSource {
                                 return Ok(false);
                             }
                             routed = router.deliver(state, view);
+                            if routed.is_ok() {
+                                reached = view.offset + 1;
+                            }
                             Ok(routed.is_ok())
                         },
                     );
                     routed?;
-                    let read = match read {
-                        Ok(read) => read,
-                        Err(why) => {
-                            let why = format!("{}-{}: {why}", state.tp.0, state.tp.1);
-                            return Ok(Err(Handover::Transient(why)));
-                        }
+                    let tp = format!("{}-{}", state.tp.0, state.tp.1);
+                    let (next, handover) = match read {
+                        Ok(read) => (
+                            read.next,
+                            read.unsupported
+                                .map(|why| Handover::Unsupported(format!("{tp}: {why}"))),
+                        ),
+                        Err(why) => (reached, Some(Handover::Transient(format!("{tp}: {why}")))),
                     };
-                    if read.next > state.resume {
-                        state.resume = read.next;
-                        router.route(state, None, read.next)?;
+                    if next > state.resume {
+                        state.resume = next;
+                        router.route(state, None, next)?;
                         progressed = true;
                     }
-                    if let Some(why) = read.unsupported {
-                        let why = format!("{}-{}: {why}", state.tp.0, state.tp.1);
-                        return Ok(Err(Handover::Unsupported(why)));
+                    if let Some(handover) = handover {
+                        return Ok(Err(handover));
                     }
                     if state.pending() && state.resume >= part.high_watermark {
                         return Ok(Err(Handover::Transient(format!(
-                            "{}-{}: the log ends at {} before this read's end",
-                            state.tp.0, state.tp.1, part.high_watermark
+                            "{tp}: the log ends at {} before this read's end",
+                            part.high_watermark
                         ))));
                     }
                 }

@@ -347,3 +347,107 @@ pub(super) fn read_records(
         unsupported: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn varint(out: &mut Vec<u8>, n: i64) {
+        let mut v = ((n << 1) ^ (n >> 63)) as u64;
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// A v2 record batch at `base` holding `values` (offset deltas 0, 1, ...), null keys.
+    fn batch(base: i64, attributes: i16, values: &[&[u8]]) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
+        body.push(2); // magic
+        body.extend_from_slice(&0i32.to_be_bytes()); // crc, not checked
+        body.extend_from_slice(&attributes.to_be_bytes());
+        body.extend_from_slice(&(values.len() as i32 - 1).to_be_bytes());
+        body.extend_from_slice(&1_000i64.to_be_bytes()); // base timestamp
+        body.extend_from_slice(&1_009i64.to_be_bytes()); // max timestamp
+        body.extend_from_slice(&[0xff; 14]); // producer id, epoch, base sequence
+        body.extend_from_slice(&(values.len() as i32).to_be_bytes());
+        for (delta, value) in values.iter().enumerate() {
+            let mut record = vec![0]; // attributes
+            varint(&mut record, delta as i64); // timestamp delta
+            varint(&mut record, delta as i64); // offset delta
+            varint(&mut record, -1); // null key
+            varint(&mut record, value.len() as i64);
+            record.extend_from_slice(value);
+            varint(&mut record, 0); // no headers
+            varint(&mut body, record.len() as i64);
+            body.extend_from_slice(&record);
+        }
+        let mut out = base.to_be_bytes().to_vec();
+        out.extend_from_slice(&(body.len() as i32).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn read(records: &[u8], from: i64, stop_at: i64) -> (Result<RecordsRead, String>, Vec<String>) {
+        let mut seen = Vec::new();
+        let read = read_records(records, from, false, &mut |view| {
+            if view.offset >= stop_at {
+                return Ok(false);
+            }
+            let value = String::from_utf8_lossy(view.value.unwrap_or_default());
+            seen.push(format!("{}={value}@{}", view.offset, view.timestamp.0));
+            Ok(true)
+        });
+        (read, seen)
+    }
+
+    #[test]
+    fn records_are_read_from_an_offset_to_where_the_reader_stops() {
+        let mut records = batch(10, 0, &[b"a", b"b", b"c"]);
+        records.extend(batch(13, 0, &[b"d", b"e"]));
+        let (all, seen) = read(&records, 11, i64::MAX);
+        assert_eq!(all.map(|r| (r.next, r.unsupported)), Ok((15, None)));
+        assert_eq!(
+            seen,
+            [
+                "11=b@1001000",
+                "12=c@1002000",
+                "13=d@1000000",
+                "14=e@1001000"
+            ]
+        );
+        let (stopped, seen) = read(&records, 10, 13);
+        assert_eq!(
+            stopped.map(|r| r.next),
+            Ok(13),
+            "the record not taken is next"
+        );
+        assert_eq!(seen.len(), 3);
+        // Cut inside the second batch: only the first is complete.
+        let (cut, seen) = read(&records[..records.len() - 3], 10, i64::MAX);
+        assert_eq!(cut.map(|r| r.next), Ok(13));
+        assert_eq!(seen.len(), 3);
+    }
+
+    #[test]
+    fn a_compressed_batch_is_reported_at_its_offset_and_a_corrupt_one_after_its_good_records() {
+        let mut records = batch(0, 0, &[b"a", b"b"]);
+        records.extend(batch(2, 1, &[b"c"]));
+        let (read_, seen) = read(&records, 0, i64::MAX);
+        let read_ = read_.expect("read");
+        assert_eq!(read_.next, 2);
+        assert!(read_
+            .unsupported
+            .is_some_and(|why| why.contains("compressed")));
+        assert_eq!(seen.len(), 2);
+        // The last record's value length claims more bytes than the batch holds.
+        let mut corrupt = batch(0, 0, &[b"a", b"b", b"c"]);
+        let at = corrupt.len() - 3;
+        corrupt[at] = 0x7e;
+        let (failed, seen) = read(&corrupt, 0, i64::MAX);
+        assert!(failed.is_err());
+        assert_eq!(seen, ["0=a@1000000", "1=b@1001000"]);
+    }
+}
